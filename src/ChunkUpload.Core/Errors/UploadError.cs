@@ -1,0 +1,54 @@
+namespace ChunkUpload.Core.Errors;
+
+/// <summary>One entry of the error catalog: a stable machine-readable code, the HTTP status it maps to, and a title.</summary>
+/// <remarks>
+/// Statuses follow how the real clients react (../shared/PROTOCOLS.md 2.6 and 3.4): 400 and 409 abort the file in
+/// resumable.js and flow.js (permanent), 503 and 507 are retried (transient). 413 is deliberately not used for
+/// over-limit declarations: resumable.js would retry it a hundred times.
+/// </remarks>
+public sealed record UploadError(string Code, int Status, string Title)
+{
+    public bool IsTransient => Status is 503 or 507;
+}
+
+/// <summary>The catalog: every rejection the engine and its protocol adapters produce, declared once.</summary>
+public static class UploadErrors
+{
+    public static readonly UploadError MissingParameter = new("missing_parameter", 400, "A required parameter is missing");
+    public static readonly UploadError InvalidParameter = new("invalid_parameter", 400, "A parameter has an invalid value");
+    public static readonly UploadError ConflictingParameter = new("conflicting_parameter", 400, "A parameter was sent twice with different values");
+    public static readonly UploadError InvalidIdentifier = new("invalid_identifier", 400, "The upload identifier is not acceptable");
+    public static readonly UploadError InvalidFileName = new("invalid_file_name", 400, "The file name or relative path is not acceptable");
+    public static readonly UploadError FileTooLarge = new("file_too_large", 400, "The file is larger than this server accepts");
+    public static readonly UploadError ChunkSizeTooLarge = new("chunk_size_too_large", 400, "The chunk size is larger than this server accepts");
+    public static readonly UploadError TooManyChunks = new("too_many_chunks", 400, "The file would have more chunks than this server accepts");
+    public static readonly UploadError ChunkOutOfRange = new("chunk_out_of_range", 400, "The chunk number is outside the file");
+    public static readonly UploadError ChunkCountMismatch = new("chunk_count_mismatch", 400, "The total chunk count does not match the file and chunk size");
+    public static readonly UploadError ChunkSizeMismatch = new("chunk_size_mismatch", 400, "The declared chunk length does not match the chunk's place in the file");
+    public static readonly UploadError ChunkLengthMismatch = new("chunk_length_mismatch", 400, "The chunk body length does not match the expected length");
+    public static readonly UploadError MalformedMultipart = new("malformed_multipart", 400, "The multipart body could not be read");
+    public static readonly UploadError MissingFilePart = new("missing_file_part", 400, "The multipart body has no file part");
+    public static readonly UploadError SessionMismatch = new("session_mismatch", 409, "The chunk does not belong to the upload with this identifier");
+    public static readonly UploadError UploadFailed = new("upload_failed", 409, "This upload failed on the server and must be deleted and started again");
+    public static readonly UploadError UploadNotFound = new("upload_not_found", 404, "No upload with this identifier");
+    public static readonly UploadError FileNotReady = new("file_not_ready", 404, "The file is not complete yet");
+    public static readonly UploadError InsufficientStorage = new("insufficient_storage", 507, "The server does not have room for this file now");
+    public static readonly UploadError StorageUnavailable = new("storage_unavailable", 503, "The server could not store the data now");
+    public static readonly UploadError UploadBusy = new("upload_busy", 503, "The upload is being changed by another request");
+    public static readonly UploadError InternalError = new("internal_error", 500, "The server failed unexpectedly");
+}
+
+/// <summary>Thrown by the engine for every refusal; carries a catalog entry and a sentence a person can act on.</summary>
+public sealed class UploadException : Exception
+{
+    public UploadException(UploadError error, string detail, Exception? inner = null)
+        : base(detail, inner)
+    {
+        Error = error;
+    }
+
+    public UploadError Error { get; }
+
+    /// <summary>Seconds a client should wait before retrying, for transient errors.</summary>
+    public int? RetryAfterSeconds { get; init; }
+}

@@ -1,0 +1,277 @@
+using System.Buffers;
+using ChunkUpload.Core.Errors;
+using Microsoft.Extensions.Logging;
+
+namespace ChunkUpload.Core.Storage;
+
+/// <summary>
+/// Writes stored chunks into each session's preallocated file at their offsets, as they arrive, so that finishing a
+/// file costs about one chunk. Order of durability for a batch: chunk bytes into data.part, data.part flushed, the
+/// ranges appended to the journal and flushed, then the chunk files deleted. The whole-file SHA-256 advances with
+/// the contiguous prefix; after a restart the prefix is hashed again from data.part.
+/// Completion happens exactly once per session, under its assembly gate: metadata marked complete (with the hash),
+/// then data.part renamed into completed/, then the work files removed. Start-up finishes an interrupted rename.
+/// </summary>
+public sealed class ChunkAssembler
+{
+    private const int BufferSize = 1024 * 1024;
+    private readonly UploadStore _store;
+    private readonly AssemblyQueue _queue;
+
+    public ChunkAssembler(UploadStore store, AssemblyQueue queue)
+    {
+        _store = store;
+        _queue = queue;
+    }
+
+    /// <summary>Drains the queue until cancelled. Transient failures put the session back after a delay.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            UploadSession session;
+            try
+            {
+                session = await _queue.DequeueAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            await ProcessWithRetryAsync(session, cancellationToken);
+        }
+    }
+
+    private async Task ProcessWithRetryAsync(UploadSession session, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await ProcessAsync(session, int.MaxValue, cancellationToken);
+            session.AssemblyFailures = 0;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Storage trouble (a full disk, a flaky volume): keep everything and try again later.
+            int failures = ++session.AssemblyFailures;
+            var delay = TimeSpan.FromSeconds(Math.Min(60, Math.Pow(2, Math.Min(failures, 6))));
+            AssemblerLog.AssemblyDeferred(_store.Logger, ex, session.Metadata.Identifier, delay.TotalSeconds);
+            _ = RequeueLaterAsync(session, delay, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            _store.MarkFailed(session, ex.Message);
+        }
+    }
+
+    private async Task RequeueLaterAsync(UploadSession session, TimeSpan delay, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(delay, _store.Time, cancellationToken);
+            _queue.Enqueue(session);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Writes up to <paramref name="maxPieces"/> pending chunks of <paramref name="session"/> into its file, advances
+    /// the hash, and completes the file when every byte is in. Returns true when the session is complete.
+    /// </summary>
+    internal async Task<bool> ProcessAsync(UploadSession session, int maxPieces, CancellationToken cancellationToken)
+    {
+        await session.AssemblyGate.WaitAsync(cancellationToken);
+        try
+        {
+            List<StoredPiece> batch;
+            lock (session.Sync)
+            {
+                if (session.Deleted || session.State != SessionState.Receiving)
+                    return session.State == SessionState.Complete;
+                batch = session.Pending.Take(maxPieces).ToList();
+            }
+
+            bool complete;
+            using (var data = File.OpenHandle(session.DataPath, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite))
+            {
+                if (batch.Count > 0)
+                    WriteBatch(session, data, batch);
+                AdvanceHash(session, data);
+                lock (session.Sync)
+                    complete = !session.Deleted && session.Assembled.Contains(0, session.Geometry.TotalSize);
+            }
+
+            if (complete)
+                Complete(session);
+            return complete;
+        }
+        finally
+        {
+            session.AssemblyGate.Release();
+        }
+    }
+
+    private void WriteBatch(UploadSession session, Microsoft.Win32.SafeHandles.SafeFileHandle data, List<StoredPiece> batch)
+    {
+        var done = new List<StoredPiece>(batch.Count);
+        var lost = new List<StoredPiece>();
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            foreach (var piece in batch)
+            {
+                if (CopyPiece(piece, data, buffer))
+                    done.Add(piece);
+                else
+                    lost.Add(piece);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        if (done.Count > 0)
+        {
+            if (_store.Options.FlushToDisk)
+                RandomAccess.FlushToDisk(data);
+            AppendJournal(session, done);
+        }
+
+        lock (session.Sync)
+        {
+            foreach (var piece in done)
+            {
+                session.Assembled.Add(piece.Range.Offset, piece.Range.Length);
+                session.Pending.Remove(piece);
+            }
+
+            if (lost.Count > 0)
+            {
+                // Forget what cannot be read back, so the chunk test asks the client for it again.
+                foreach (var piece in lost)
+                    session.Pending.Remove(piece);
+                session.Received.Clear();
+                foreach (var r in session.Assembled.Ranges)
+                    session.Received.Add(r.Offset, r.Length);
+                foreach (var p in session.Pending)
+                    session.Received.Add(p.Range.Offset, p.Range.Length);
+            }
+        }
+
+        foreach (var piece in done)
+            UploadStore.TryDelete(piece.Path);
+        foreach (var piece in lost)
+        {
+            CoreLog.PieceLost(_store.Logger, session.Metadata.Identifier, piece.Path);
+            UploadStore.TryDelete(piece.Path);
+        }
+    }
+
+    private static bool CopyPiece(StoredPiece piece, Microsoft.Win32.SafeHandles.SafeFileHandle data, byte[] buffer)
+    {
+        Microsoft.Win32.SafeHandles.SafeFileHandle source;
+        try
+        {
+            source = File.OpenHandle(piece.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
+        }
+
+        using (source)
+        {
+            if (RandomAccess.GetLength(source) != piece.Range.Length)
+                return false;
+            long position = 0;
+            while (position < piece.Range.Length)
+            {
+                int read = RandomAccess.Read(source, buffer.AsSpan(0, (int)Math.Min(buffer.Length, piece.Range.Length - position)), position);
+                if (read == 0)
+                    return false;
+                RandomAccess.Write(data, buffer.AsSpan(0, read), piece.Range.Offset + position);
+                position += read;
+            }
+        }
+
+        return true;
+    }
+
+    private void AppendJournal(UploadSession session, List<StoredPiece> done)
+    {
+        byte[] records = new byte[done.Count * 16];
+        for (int i = 0; i < done.Count; i++)
+        {
+            BitConverter.TryWriteBytes(records.AsSpan(i * 16), done[i].Range.Offset);
+            BitConverter.TryWriteBytes(records.AsSpan((i * 16) + 8), done[i].Range.Length);
+        }
+
+        using var journal = new FileStream(session.JournalPath, FileMode.Append, FileAccess.Write, FileShare.Read, 1);
+        // A torn record from an earlier crash would misalign everything after it: start at a record boundary.
+        if (journal.Length % 16 != 0)
+            journal.SetLength(journal.Length - (journal.Length % 16));
+        journal.Seek(0, SeekOrigin.End);
+        journal.Write(records);
+        journal.Flush(flushToDisk: _store.Options.FlushToDisk);
+    }
+
+    private static void AdvanceHash(UploadSession session, Microsoft.Win32.SafeHandles.SafeFileHandle data)
+    {
+        long end;
+        lock (session.Sync)
+            end = session.Assembled.ContiguousEnd;
+        if (session.HashedUpTo >= end)
+            return;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            while (session.HashedUpTo < end)
+            {
+                int want = (int)Math.Min(buffer.Length, end - session.HashedUpTo);
+                int read = RandomAccess.Read(data, buffer.AsSpan(0, want), session.HashedUpTo);
+                if (read == 0)
+                    throw new IOException("The data file is shorter than its assembled ranges.");
+                session.Hash.AppendData(buffer, 0, read);
+                session.HashedUpTo += read;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private void Complete(UploadSession session)
+    {
+        var meta = session.Metadata;
+        if (session.HashedUpTo != meta.TotalSize)
+            throw new InvalidOperationException($"Hashed {session.HashedUpTo} of {meta.TotalSize} bytes at completion.");
+
+        string sha256 = Convert.ToHexStringLower(session.Hash.GetHashAndReset());
+        meta.State = SessionState.Complete;
+        meta.Sha256 = sha256;
+        meta.CompletedAt = _store.Time.GetUtcNow();
+        _store.WriteMetadata(session);
+
+        File.Move(session.DataPath, session.CompletedPath, overwrite: true);
+        if (_store.Options.FlushToDisk)
+            NativeFileSystem.FlushDirectory(Path.GetDirectoryName(session.CompletedPath)!);
+
+        lock (session.Sync)
+            session.State = SessionState.Complete;
+        UploadStore.RemoveWorkFiles(session);
+        CoreLog.UploadAssembled(_store.Logger, meta.Identifier, meta.FileName, meta.TotalSize, sha256);
+    }
+}
+
+internal static partial class AssemblerLog
+{
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Assembly of upload {Identifier} deferred for {Seconds} s after a storage error")]
+    public static partial void AssemblyDeferred(ILogger logger, Exception exception, string identifier, double seconds);
+}

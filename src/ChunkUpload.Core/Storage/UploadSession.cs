@@ -1,0 +1,85 @@
+using System.Security.Cryptography;
+using ChunkUpload.Core.Geometry;
+
+namespace ChunkUpload.Core.Storage;
+
+/// <summary>A chunk file that is stored (durable) but not yet written into the assembled file.</summary>
+internal sealed record StoredPiece(ByteRange Range, string Path);
+
+/// <summary>
+/// In-memory state of one upload. Everything here can be rebuilt from the session folder at start-up.
+/// <see cref="Sync"/> guards the mutable fields; <see cref="AssemblyGate"/> is held by whoever touches the data
+/// file (the assembler, a delete).
+/// </summary>
+internal sealed class UploadSession
+{
+    public UploadSession(string key, string directory, string completedPath, SessionMetadata metadata)
+    {
+        Key = key;
+        Directory = directory;
+        CompletedPath = completedPath;
+        Metadata = metadata;
+        Geometry = new ChunkGeometry(metadata.TotalSize, metadata.ChunkSize, metadata.TotalChunks);
+        State = metadata.State;
+    }
+
+    public string Key { get; }
+    public string Directory { get; }
+    public string CompletedPath { get; }
+    public SessionMetadata Metadata { get; }
+    public ChunkGeometry Geometry { get; }
+
+    public string MetadataPath => Path.Combine(Directory, "session.json");
+    public string ChunksDirectory => Path.Combine(Directory, "chunks");
+    public string DataPath => Path.Combine(Directory, "data.part");
+    public string JournalPath => Path.Combine(Directory, "assembled.journal");
+
+    public object Sync { get; } = new();
+    public SemaphoreSlim AssemblyGate { get; } = new(1, 1);
+
+    // Guarded by Sync.
+    public SessionState State { get; set; }
+    public bool Deleted { get; set; }
+    public RangeSet Received { get; } = new();
+    public RangeSet Assembled { get; } = new();
+    public List<StoredPiece> Pending { get; } = [];
+
+    // Owned by the holder of AssemblyGate.
+    public IncrementalHash Hash { get; set; } = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    public long HashedUpTo { get; set; }
+
+    /// <summary>Consecutive transient assembly failures, for back-off.</summary>
+    public int AssemblyFailures { get; set; }
+
+    /// <summary>1 while the session sits in the assembly queue (so it is queued once however many chunks arrive).</summary>
+    public int Queued;
+
+    public bool AllReceived => Received.Contains(0, Geometry.TotalSize);
+
+    public string WireState => State switch
+    {
+        SessionState.Complete => UploadStates.Complete,
+        SessionState.Failed => UploadStates.Failed,
+        _ => AllReceived ? UploadStates.Assembling : UploadStates.Receiving,
+    };
+
+    public bool IsChunkStored(int number)
+    {
+        var range = Geometry.RangeOf(number);
+        return State == SessionState.Complete || Received.Contains(range.Offset, range.Length);
+    }
+
+    public int CountReceivedChunks()
+    {
+        if (State == SessionState.Complete)
+            return Geometry.TotalChunks;
+        int count = 0;
+        for (int n = 1; n <= Geometry.TotalChunks; n++)
+        {
+            if (Received.Contains(Geometry.OffsetOf(n), Geometry.LengthOf(n)))
+                count++;
+        }
+
+        return count;
+    }
+}

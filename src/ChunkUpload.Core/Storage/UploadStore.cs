@@ -1,0 +1,736 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using ChunkUpload.Core.Errors;
+using ChunkUpload.Core.Geometry;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace ChunkUpload.Core.Storage;
+
+/// <summary>
+/// The disk store: upload sessions, their stored chunks, and the finished files. Every client value is validated
+/// here before it touches the disk, and none of them is ever part of a path: a session lives in a folder named by
+/// a hash of (owner, identifier).
+/// </summary>
+/// <remarks>
+/// Layout under the storage root:
+/// <code>
+/// tmp/{random}                          chunk bodies being received (removed at start-up if abandoned)
+/// sessions/{key}/session.json           persisted session (atomic rewrite)
+/// sessions/{key}/chunks/{off}.{len}.{r} stored chunks not yet in the data file (moved in whole, after their length checked out)
+/// sessions/{key}/data.part              the preallocated file, chunks written at their offsets
+/// sessions/{key}/assembled.journal      16-byte records (offset, length) of ranges durable in data.part
+/// completed/{key}                       finished files
+/// </code>
+/// A chunk is acknowledged once its file is in chunks/ (flushed, with its folder, when FlushToDisk is on).
+/// </remarks>
+public sealed class UploadStore
+{
+    private const int StripeCount = 64;
+    private const int CopyBufferSize = 1024 * 1024;
+
+    private readonly UploadOptions _options;
+    private readonly ILogger<UploadStore> _logger;
+    private readonly TimeProvider _time;
+    private readonly AssemblyQueue _queue;
+    private readonly ConcurrentDictionary<string, UploadSession> _sessions = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim[] _stripes;
+
+    public UploadStore(IOptions<UploadOptions> options, AssemblyQueue queue, TimeProvider time, ILogger<UploadStore> logger)
+    {
+        _options = options.Value;
+        _queue = queue;
+        _time = time;
+        _logger = logger;
+        Root = _options.ResolveStorageRoot();
+        _stripes = new SemaphoreSlim[StripeCount];
+        for (int i = 0; i < StripeCount; i++)
+            _stripes[i] = new SemaphoreSlim(1, 1);
+    }
+
+    public string Root { get; }
+
+    internal string TempDirectory => Path.Combine(Root, "tmp");
+    internal string SessionsDirectory => Path.Combine(Root, "sessions");
+    internal string CompletedDirectory => Path.Combine(Root, "completed");
+
+    internal UploadOptions Options => _options;
+
+    internal ILogger Logger => _logger;
+
+    internal TimeProvider Time => _time;
+
+    /// <summary>Creates the layout, removes abandoned temp files and loads every session, queueing unfinished assembly.</summary>
+    public void Open()
+    {
+        Directory.CreateDirectory(TempDirectory);
+        Directory.CreateDirectory(SessionsDirectory);
+        Directory.CreateDirectory(CompletedDirectory);
+
+        int temps = 0;
+        foreach (var file in Directory.EnumerateFiles(TempDirectory))
+        {
+            File.Delete(file);
+            temps++;
+        }
+
+        int pending = 0;
+        foreach (var dir in Directory.EnumerateDirectories(SessionsDirectory))
+        {
+            try
+            {
+                var session = LoadSession(dir);
+                if (session is null)
+                    continue;
+                _sessions[session.Key] = session;
+                if (session.State == SessionState.Receiving && (session.Pending.Count > 0 || session.AllReceived))
+                {
+                    _queue.Enqueue(session);
+                    pending++;
+                }
+            }
+            catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
+            {
+                CoreLog.SessionUnreadable(_logger, ex, dir);
+            }
+        }
+
+        CoreLog.StorageOpened(_logger, Root, _sessions.Count, pending, temps);
+    }
+
+    /// <summary>The chunk test: true when the chunk is stored in full (always after the file is complete).</summary>
+    /// <exception cref="UploadException">The description is invalid.</exception>
+    public bool IsChunkStored(string owner, ChunkDescriptor chunk)
+    {
+        var geometry = Validate(chunk);
+        if (!_sessions.TryGetValue(KeyOf(owner, chunk.Identifier), out var session))
+            return false;
+        lock (session.Sync)
+        {
+            if (session.Deleted || !Matches(session, chunk, geometry))
+                return false;
+            return session.IsChunkStored(chunk.ChunkNumber);
+        }
+    }
+
+    /// <summary>
+    /// Stores one chunk from <paramref name="body"/>: streamed to a temp file, checked for length, flushed, then
+    /// moved into the session. Returns once the chunk is durable. A chunk that is already stored is read and
+    /// discarded (clients re-send chunks whose answer they lost).
+    /// </summary>
+    /// <exception cref="UploadException">The chunk is refused; nothing of it was kept.</exception>
+    public async Task<ChunkReceipt> StoreChunkAsync(string owner, ChunkDescriptor chunk, Stream body, CancellationToken cancellationToken)
+    {
+        var geometry = Validate(chunk);
+        var range = geometry.RangeOf(chunk.ChunkNumber);
+        if (chunk.CurrentChunkSize is { } declared && declared != range.Length)
+            throw new UploadException(UploadErrors.ChunkSizeMismatch,
+                $"Chunk {chunk.ChunkNumber} of a {geometry.TotalSize}-byte file with chunk size {geometry.ChunkSize} is {range.Length} bytes long, but the request says {declared}.");
+
+        var session = await GetOrCreateSessionAsync(owner, chunk, geometry, cancellationToken);
+
+        bool alreadyStored;
+        lock (session.Sync)
+        {
+            if (session.State == SessionState.Failed)
+                throw new UploadException(UploadErrors.UploadFailed,
+                    $"Upload '{chunk.Identifier}' failed on the server ({session.Metadata.Failure}). Delete it and upload the file again.");
+            alreadyStored = session.IsChunkStored(chunk.ChunkNumber);
+        }
+
+        if (alreadyStored || range.Length == 0)
+        {
+            await DrainExactAsync(body, range.Length, chunk.ChunkNumber, cancellationToken);
+            if (range.Length == 0)
+                _queue.Enqueue(session);
+            else
+                CoreLog.ChunkDuplicate(_logger, chunk.Identifier, chunk.ChunkNumber);
+            return Receipt(session, chunk.ChunkNumber, duplicate: alreadyStored);
+        }
+
+        EnsureFreeSpace(range.Length);
+        string temp = Path.Combine(TempDirectory, Guid.NewGuid().ToString("N"));
+        string? target = null;
+        try
+        {
+            await WriteExactAsync(temp, body, range.Length, chunk.ChunkNumber, cancellationToken);
+            target = Path.Combine(session.ChunksDirectory,
+                string.Create(CultureInfo.InvariantCulture, $"{range.Offset}.{range.Length}.{Guid.NewGuid():N}"));
+            try
+            {
+                File.Move(temp, target);
+            }
+            catch (DirectoryNotFoundException)
+            {
+                throw Deleted(chunk.Identifier);
+            }
+
+            if (_options.FlushToDisk)
+                NativeFileSystem.FlushDirectory(session.ChunksDirectory);
+        }
+        catch (IOException ex) when (NativeFileSystem.IsDiskFull(ex))
+        {
+            TryDelete(temp);
+            TryDelete(target);
+            throw new UploadException(UploadErrors.InsufficientStorage,
+                "The server's disk is full; the chunk was not stored. Try again later.", ex) { RetryAfterSeconds = 60 };
+        }
+        catch
+        {
+            TryDelete(temp);
+            TryDelete(target);
+            throw;
+        }
+
+        bool duplicate = false;
+        lock (session.Sync)
+        {
+            if (session.Deleted)
+            {
+                duplicate = true;
+            }
+            else if (session.Received.Contains(range.Offset, range.Length))
+            {
+                duplicate = true; // a concurrent re-send of the same chunk won the race
+            }
+            else
+            {
+                session.Received.Add(range.Offset, range.Length);
+                session.Pending.Add(new StoredPiece(range, target));
+            }
+        }
+
+        if (duplicate)
+        {
+            TryDelete(target);
+            if (session.Deleted)
+                throw Deleted(chunk.Identifier);
+        }
+        else
+        {
+            _queue.Enqueue(session);
+        }
+
+        var receipt = Receipt(session, chunk.ChunkNumber, duplicate);
+        CoreLog.ChunkStored(_logger, chunk.Identifier, chunk.ChunkNumber, range.Length, receipt.ReceivedChunks, receipt.TotalChunks);
+        return receipt;
+    }
+
+    /// <summary>Status of an upload, or null when the owner has none with this identifier.</summary>
+    public UploadStatus? GetStatus(string owner, string identifier)
+    {
+        if (!TryFind(owner, identifier, out var session))
+            return null;
+        lock (session.Sync)
+        {
+            var missing = new List<int>();
+            if (session.State != SessionState.Complete)
+            {
+                for (int n = 1; n <= session.Geometry.TotalChunks; n++)
+                {
+                    if (!session.IsChunkStored(n))
+                        missing.Add(n);
+                }
+            }
+
+            var meta = session.Metadata;
+            return new UploadStatus(
+                meta.Identifier,
+                meta.FileName,
+                meta.RelativePath,
+                meta.TotalSize,
+                meta.ChunkSize,
+                meta.TotalChunks,
+                session.Geometry.TotalChunks - missing.Count,
+                missing,
+                session.WireState,
+                session.State == SessionState.Complete ? meta.Sha256 : null,
+                meta.CreatedAt,
+                meta.CompletedAt);
+        }
+    }
+
+    /// <summary>The finished file, null when there is no such upload.</summary>
+    /// <exception cref="UploadException">The upload exists but is not complete.</exception>
+    public CompletedFile? GetCompletedFile(string owner, string identifier)
+    {
+        if (!TryFind(owner, identifier, out var session))
+            return null;
+        lock (session.Sync)
+        {
+            if (session.State != SessionState.Complete)
+                throw new UploadException(UploadErrors.FileNotReady,
+                    $"Upload '{identifier}' is {session.WireState}; the file can be downloaded once it is complete.");
+            return new CompletedFile(session.CompletedPath, session.Metadata.FileName, session.Metadata.TotalSize, session.Metadata.Sha256!);
+        }
+    }
+
+    /// <summary>Deletes an upload: its chunks, its partial or finished file and its session. False when unknown.</summary>
+    public async Task<bool> DeleteAsync(string owner, string identifier, CancellationToken cancellationToken)
+    {
+        ValidateIdentifier(identifier);
+        string key = KeyOf(owner, identifier);
+        var stripe = StripeOf(key);
+        await stripe.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_sessions.TryGetValue(key, out var session))
+                return false;
+            lock (session.Sync)
+                session.Deleted = true;
+            _sessions.TryRemove(key, out _);
+
+            // Wait for the assembler to leave the data file; it checks Deleted before its next step.
+            await session.AssemblyGate.WaitAsync(CancellationToken.None);
+            try
+            {
+                DeleteDirectory(session.Directory);
+                TryDelete(session.CompletedPath);
+            }
+            finally
+            {
+                session.AssemblyGate.Release();
+            }
+
+            CoreLog.UploadDeleted(_logger, identifier);
+            return true;
+        }
+        finally
+        {
+            stripe.Release();
+        }
+    }
+
+    internal bool TryFind(string owner, string identifier, out UploadSession session)
+    {
+        ValidateIdentifier(identifier);
+        if (_sessions.TryGetValue(KeyOf(owner, identifier), out var found) && !found.Deleted)
+        {
+            session = found;
+            return true;
+        }
+
+        session = null!;
+        return false;
+    }
+
+    internal static string KeyOf(string owner, string identifier)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes(owner + "\0" + identifier), hash);
+        return Convert.ToHexStringLower(hash[..16]);
+    }
+
+    private ChunkGeometry Validate(ChunkDescriptor chunk)
+    {
+        ValidateIdentifier(chunk.Identifier);
+        ValidateName(chunk.FileName, "file name", required: true);
+        ValidateName(chunk.RelativePath, "relative path", required: false);
+        var geometry = ChunkGeometry.Create(chunk.TotalSize, chunk.ChunkSize, chunk.TotalChunks, _options);
+        geometry.RangeOf(chunk.ChunkNumber);
+        return geometry;
+    }
+
+    private void ValidateIdentifier(string identifier)
+    {
+        if (string.IsNullOrEmpty(identifier))
+            throw new UploadException(UploadErrors.InvalidIdentifier, "The identifier is empty.");
+        if (identifier.Length > _options.MaxIdentifierLength)
+            throw new UploadException(UploadErrors.InvalidIdentifier,
+                $"The identifier is {identifier.Length} characters long; at most {_options.MaxIdentifierLength} are accepted.");
+        if (HasControlOrBrokenText(identifier))
+            throw new UploadException(UploadErrors.InvalidIdentifier,
+                "The identifier contains control characters (such as NUL) or broken Unicode.");
+    }
+
+    private void ValidateName(string? value, string what, bool required)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            if (required)
+                throw new UploadException(UploadErrors.InvalidFileName, $"The {what} is empty.");
+            return;
+        }
+
+        if (value.Length > _options.MaxFileNameLength)
+            throw new UploadException(UploadErrors.InvalidFileName,
+                $"The {what} is {value.Length} characters long; at most {_options.MaxFileNameLength} are accepted.");
+        if (HasControlOrBrokenText(value))
+            throw new UploadException(UploadErrors.InvalidFileName,
+                $"The {what} contains control characters (such as NUL) or broken Unicode.");
+    }
+
+    private static bool HasControlOrBrokenText(string value)
+    {
+        for (int i = 0; i < value.Length; i++)
+        {
+            char c = value[i];
+            if (char.IsControl(c))
+                return true;
+            if (char.IsHighSurrogate(c))
+            {
+                if (i + 1 >= value.Length || !char.IsLowSurrogate(value[i + 1]))
+                    return true;
+                i++;
+            }
+            else if (char.IsLowSurrogate(c))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool Matches(UploadSession session, ChunkDescriptor chunk, ChunkGeometry geometry) =>
+        session.Geometry == geometry && string.Equals(session.Metadata.FileName, chunk.FileName, StringComparison.Ordinal);
+
+    private async Task<UploadSession> GetOrCreateSessionAsync(string owner, ChunkDescriptor chunk, ChunkGeometry geometry, CancellationToken cancellationToken)
+    {
+        string key = KeyOf(owner, chunk.Identifier);
+        if (!_sessions.TryGetValue(key, out var session))
+        {
+            var stripe = StripeOf(key);
+            await stripe.WaitAsync(cancellationToken);
+            try
+            {
+                if (!_sessions.TryGetValue(key, out session))
+                {
+                    session = CreateSession(key, owner, chunk, geometry);
+                    _sessions[key] = session;
+                    CoreLog.SessionStarted(_logger, chunk.Identifier, chunk.FileName, geometry.TotalSize, geometry.TotalChunks);
+                }
+            }
+            finally
+            {
+                stripe.Release();
+            }
+        }
+
+        if (!Matches(session, chunk, geometry))
+        {
+            var m = session.Metadata;
+            throw new UploadException(UploadErrors.SessionMismatch,
+                $"Upload '{chunk.Identifier}' is '{m.FileName}', {m.TotalSize} bytes in {m.TotalChunks} chunks of {m.ChunkSize} bytes; " +
+                $"this chunk says '{chunk.FileName}', {geometry.TotalSize} bytes in {geometry.TotalChunks} chunks of {geometry.ChunkSize}. " +
+                "Use another identifier, or delete the existing upload first.");
+        }
+
+        return session;
+    }
+
+    private UploadSession CreateSession(string key, string owner, ChunkDescriptor chunk, ChunkGeometry geometry)
+    {
+        EnsureFreeSpace(geometry.TotalSize);
+        var metadata = new SessionMetadata
+        {
+            Owner = owner,
+            Identifier = chunk.Identifier,
+            FileName = chunk.FileName,
+            RelativePath = string.IsNullOrEmpty(chunk.RelativePath) ? null : chunk.RelativePath,
+            ContentType = string.IsNullOrEmpty(chunk.ContentType) || chunk.ContentType.Length > 255 || HasControlOrBrokenText(chunk.ContentType)
+                ? null
+                : chunk.ContentType,
+            TotalSize = geometry.TotalSize,
+            ChunkSize = geometry.ChunkSize,
+            TotalChunks = geometry.TotalChunks,
+            CreatedAt = _time.GetUtcNow(),
+            State = SessionState.Receiving,
+        };
+        var session = new UploadSession(key, Path.Combine(SessionsDirectory, key), Path.Combine(CompletedDirectory, key), metadata);
+        try
+        {
+            // A leftover folder without session.json is an interrupted creation: start it again.
+            if (Directory.Exists(session.Directory))
+                DeleteDirectory(session.Directory);
+            Directory.CreateDirectory(session.ChunksDirectory);
+
+            // Reserve the whole file now, so a disk that cannot take it says so on the first chunk.
+            using (var data = File.OpenHandle(session.DataPath, FileMode.CreateNew, FileAccess.Write, FileShare.Read, FileOptions.None, geometry.TotalSize))
+                RandomAccess.SetLength(data, geometry.TotalSize);
+
+            WriteMetadata(session);
+            if (_options.FlushToDisk)
+                NativeFileSystem.FlushDirectory(SessionsDirectory);
+        }
+        catch (IOException ex) when (NativeFileSystem.IsDiskFull(ex))
+        {
+            DeleteDirectory(session.Directory);
+            throw new UploadException(UploadErrors.InsufficientStorage,
+                $"The server's disk cannot take a file of {geometry.TotalSize} bytes now. Try again later.", ex) { RetryAfterSeconds = 300 };
+        }
+        catch
+        {
+            DeleteDirectory(session.Directory);
+            throw;
+        }
+
+        return session;
+    }
+
+    private void EnsureFreeSpace(long bytes)
+    {
+        long available;
+        try
+        {
+            available = new DriveInfo(Root).AvailableFreeSpace;
+        }
+        catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            return; // unknown: let the write itself report a full disk
+        }
+
+        if (available - bytes < _options.MinFreeSpace)
+            throw new UploadException(UploadErrors.InsufficientStorage,
+                $"The server's disk has {available} bytes free and keeps {_options.MinFreeSpace} in reserve; it cannot take {bytes} more now. Try again later.")
+            { RetryAfterSeconds = 300 };
+    }
+
+    internal void WriteMetadata(UploadSession session)
+    {
+        string temp = session.MetadataPath + ".tmp";
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(session.Metadata, StorageJsonContext.Default.SessionMetadata);
+        using (var handle = File.OpenHandle(temp, FileMode.Create, FileAccess.Write))
+        {
+            RandomAccess.Write(handle, bytes, 0);
+            if (_options.FlushToDisk)
+                RandomAccess.FlushToDisk(handle);
+        }
+
+        File.Move(temp, session.MetadataPath, overwrite: true);
+        if (_options.FlushToDisk)
+            NativeFileSystem.FlushDirectory(session.Directory);
+    }
+
+    private UploadSession? LoadSession(string directory)
+    {
+        string key = Path.GetFileName(directory);
+        string metaPath = Path.Combine(directory, "session.json");
+        if (!File.Exists(metaPath))
+        {
+            DeleteDirectory(directory); // creation was interrupted before the session existed
+            return null;
+        }
+
+        var metadata = JsonSerializer.Deserialize(File.ReadAllBytes(metaPath), StorageJsonContext.Default.SessionMetadata)
+            ?? throw new JsonException("empty session file");
+        if (KeyOf(metadata.Owner, metadata.Identifier) != key || metadata.TotalSize < 0 || metadata.ChunkSize < 1 || metadata.TotalChunks < 1)
+            throw new JsonException("session file does not describe this folder");
+
+        var session = new UploadSession(key, directory, Path.Combine(CompletedDirectory, key), metadata);
+        if (metadata.State == SessionState.Complete)
+        {
+            if (!File.Exists(session.CompletedPath) && File.Exists(session.DataPath))
+            {
+                File.Move(session.DataPath, session.CompletedPath);
+                if (_options.FlushToDisk)
+                    NativeFileSystem.FlushDirectory(CompletedDirectory);
+                CoreLog.CompletionRecovered(_logger, metadata.Identifier);
+            }
+
+            if (!File.Exists(session.CompletedPath))
+                MarkFailed(session, "the completed file is missing from the storage");
+            else
+                RemoveWorkFiles(session);
+            session.Received.Add(0, metadata.TotalSize);
+            return session;
+        }
+
+        if (metadata.State == SessionState.Failed)
+            return session;
+
+        if (!File.Exists(session.DataPath))
+        {
+            // Without the data file the journal means nothing: every chunk must be received again.
+            using (var data = File.OpenHandle(session.DataPath, FileMode.CreateNew, FileAccess.Write, FileShare.Read, FileOptions.None, metadata.TotalSize))
+                RandomAccess.SetLength(data, metadata.TotalSize);
+            TryDelete(session.JournalPath);
+        }
+
+        foreach (var range in ReadJournal(session))
+            session.Assembled.Add(range.Offset, range.Length);
+        foreach (var r in session.Assembled.Ranges)
+            session.Received.Add(r.Offset, r.Length);
+
+        Directory.CreateDirectory(session.ChunksDirectory);
+        foreach (var file in Directory.EnumerateFiles(session.ChunksDirectory))
+        {
+            if (TryParsePiece(session, file, out var range) && !session.Received.Contains(range.Offset, range.Length))
+            {
+                session.Received.Add(range.Offset, range.Length);
+                session.Pending.Add(new StoredPiece(range, file));
+            }
+            else
+            {
+                File.Delete(file); // already assembled, a duplicate, or not one of ours
+            }
+        }
+
+        return session;
+    }
+
+    private static bool TryParsePiece(UploadSession session, string file, out ByteRange range)
+    {
+        range = default;
+        var parts = Path.GetFileName(file).Split('.');
+        if (parts.Length != 3
+            || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out long offset)
+            || !long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out long length)
+            || length < 1 || offset > session.Geometry.TotalSize - length
+            || new FileInfo(file).Length != length)
+            return false;
+        range = new ByteRange(offset, length);
+        return true;
+    }
+
+    internal static List<ByteRange> ReadJournal(UploadSession session)
+    {
+        var ranges = new List<ByteRange>();
+        if (!File.Exists(session.JournalPath))
+            return ranges;
+        var bytes = File.ReadAllBytes(session.JournalPath);
+        // A torn final record (crash mid-append) is shorter than 16 bytes and ignored.
+        for (int i = 0; i + 16 <= bytes.Length; i += 16)
+        {
+            long offset = BitConverter.ToInt64(bytes, i);
+            long length = BitConverter.ToInt64(bytes, i + 8);
+            if (offset >= 0 && length > 0 && offset <= session.Geometry.TotalSize - length)
+                ranges.Add(new ByteRange(offset, length));
+        }
+
+        return ranges;
+    }
+
+    internal void MarkFailed(UploadSession session, string reason)
+    {
+        lock (session.Sync)
+        {
+            session.State = SessionState.Failed;
+            session.Metadata.State = SessionState.Failed;
+            session.Metadata.Failure = reason;
+        }
+
+        try
+        {
+            WriteMetadata(session);
+        }
+        catch (IOException)
+        {
+            // The in-memory state still refuses the upload; the next start-up will retry assembly.
+        }
+
+        CoreLog.UploadFailed(_logger, session.Metadata.Identifier, reason);
+    }
+
+    internal static void RemoveWorkFiles(UploadSession session)
+    {
+        DeleteDirectory(session.ChunksDirectory);
+        TryDelete(session.JournalPath);
+        TryDelete(session.DataPath);
+    }
+
+    private static ChunkReceipt Receipt(UploadSession session, int chunkNumber, bool duplicate)
+    {
+        lock (session.Sync)
+            return new ChunkReceipt(session.Metadata.Identifier, chunkNumber, session.CountReceivedChunks(), session.Geometry.TotalChunks, session.WireState, duplicate);
+    }
+
+    private SemaphoreSlim StripeOf(string key) => _stripes[(int)(uint.Parse(key.AsSpan(0, 8), NumberStyles.HexNumber, CultureInfo.InvariantCulture) % StripeCount)];
+
+    private static UploadException Deleted(string identifier) =>
+        new(UploadErrors.SessionMismatch, $"Upload '{identifier}' was deleted while this chunk arrived.");
+
+    private async Task WriteExactAsync(string path, Stream body, long expected, int chunkNumber, CancellationToken cancellationToken)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(CopyBufferSize, Math.Max(expected + 1, 4096)));
+        try
+        {
+            using var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, expected);
+            long written = 0;
+            while (true)
+            {
+                int read = await body.ReadAsync(buffer.AsMemory(), cancellationToken);
+                if (read == 0)
+                    break;
+                if (written + read > expected)
+                    throw TooLong(chunkNumber, expected);
+                await RandomAccess.WriteAsync(handle, buffer.AsMemory(0, read), written, cancellationToken);
+                written += read;
+            }
+
+            if (written != expected)
+                throw new UploadException(UploadErrors.ChunkLengthMismatch,
+                    $"Chunk {chunkNumber} must be {expected} bytes, but the body had {written}.");
+            if (_options.FlushToDisk)
+                RandomAccess.FlushToDisk(handle);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static async Task DrainExactAsync(Stream body, long expected, int chunkNumber, CancellationToken cancellationToken)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            long total = 0;
+            int read;
+            while ((read = await body.ReadAsync(buffer.AsMemory(), cancellationToken)) > 0)
+            {
+                total += read;
+                if (total > expected)
+                    throw TooLong(chunkNumber, expected);
+            }
+
+            if (total != expected)
+                throw new UploadException(UploadErrors.ChunkLengthMismatch,
+                    $"Chunk {chunkNumber} must be {expected} bytes, but the body had {total}.");
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static UploadException TooLong(int chunkNumber, long expected) =>
+        new(UploadErrors.ChunkLengthMismatch, $"Chunk {chunkNumber} must be {expected} bytes, but the body is longer.");
+
+    internal static void TryDelete(string? path)
+    {
+        if (path is null)
+            return;
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    internal static void DeleteDirectory(string path)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                if (Directory.Exists(path))
+                    Directory.Delete(path, recursive: true);
+                return;
+            }
+            catch (IOException) when (attempt < 5)
+            {
+                // A file appeared while the folder was being emptied (a chunk landing); go again.
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ChunkUpload.Core;
+
+/// <summary>Settings of the upload engine, bound from the <c>Upload</c> configuration section.</summary>
+public sealed class UploadOptions
+{
+    public const string SectionName = "Upload";
+
+    /// <summary>Folder that holds every byte the server writes. Relative paths are resolved against the working directory.</summary>
+    [Required]
+    public string StorageRoot { get; set; } = "data";
+
+    /// <summary>Largest file a client may declare (bytes).</summary>
+    [Range(1, long.MaxValue)]
+    public long MaxFileSize { get; set; } = 100L * 1024 * 1024 * 1024;
+
+    /// <summary>Largest nominal chunk size a client may use (bytes). The last chunk may be up to twice this, less one byte.</summary>
+    [Range(1, 1L * 1024 * 1024 * 1024)]
+    public long MaxChunkSize { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>The chunk size the server recommends to its clients (announced by <c>GET /config</c>).</summary>
+    [Range(1, 1L * 1024 * 1024 * 1024)]
+    public long RecommendedChunkSize { get; set; } = 8L * 1024 * 1024;
+
+    /// <summary>Chunks per file a client may declare; bounds the bookkeeping of one session.</summary>
+    [Range(1, int.MaxValue)]
+    public int MaxChunksPerFile { get; set; } = 1_000_000;
+
+    /// <summary>Longest accepted identifier, in characters.</summary>
+    [Range(1, 65_536)]
+    public int MaxIdentifierLength { get; set; } = 1024;
+
+    /// <summary>Longest accepted file name or relative path, in characters.</summary>
+    [Range(1, 65_536)]
+    public int MaxFileNameLength { get; set; } = 1024;
+
+    /// <summary>
+    /// When true (the default) a chunk is flushed to the disk (fsync) before it is acknowledged, so an acknowledged
+    /// chunk survives a power loss. Turning it off trades that guarantee for speed: a process crash still loses
+    /// nothing, a machine crash may lose chunks acknowledged in the last seconds.
+    /// </summary>
+    public bool FlushToDisk { get; set; } = true;
+
+    /// <summary>Free space (bytes) the server keeps on the storage volume; work that would cross it is refused with 507.</summary>
+    [Range(0, long.MaxValue)]
+    public long MinFreeSpace { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>Chunk uploads the page runs in parallel (announced by <c>GET /config</c>).</summary>
+    [Range(1, 64)]
+    public int SimultaneousUploads { get; set; } = 4;
+
+    /// <summary>Resolved absolute storage root.</summary>
+    public string ResolveStorageRoot() => Path.GetFullPath(StorageRoot);
+}
