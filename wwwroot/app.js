@@ -1,0 +1,597 @@
+// ChunkUpload page: resumable.js (default) or flow.js (?lib=flow) against the ChunkUpload server.
+// Server contract: GET /config, GET+POST /upload, GET+DELETE /uploads/{id}, GET /files/{id};
+// errors are application/problem+json with a human-readable `detail`.
+(function () {
+  'use strict';
+
+  var params = new URLSearchParams(location.search);
+  var LIB = params.get('lib') === 'flow' ? 'flow' : 'resumable';
+  var MAX_RETRY_DELAY_MS = 30000;
+  var MAX_RETRY_AFTER_MS = 300000;
+  var MAX_CHUNK_RETRIES = 200;
+
+  var $ = function (id) { return document.getElementById(id); };
+  var els = {
+    drop: $('drop-zone'), fileInput: $('file-input'), folderInput: $('folder-input'), folderPicker: $('folder-picker'),
+    limits: $('limits'), pageError: $('page-error'), list: $('file-list'), template: $('file-template'),
+    overallBar: $('overall-progress'), overallText: $('overall-text'), announcer: $('announcer'),
+    pauseAll: $('pause-all'), resumeAll: $('resume-all'), cancelAll: $('cancel-all'),
+    libraryName: $('library-name'), librarySwitch: $('library-switch')
+  };
+
+  var config = null;
+  var uploader = null;
+  var adapter = null;
+  var items = new Map(); // identifier -> item (one row)
+  var lastFailure = new Map(); // identifier -> last failed chunk response
+
+  // ---------- formatting ----------
+  function formatBytes(n) {
+    if (!isFinite(n)) return '?';
+    var units = ['B', 'KB', 'MB', 'GB', 'TB'];
+    var i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i === 0 ? n.toFixed(0) : n.toFixed(n >= 100 ? 0 : 1)) + ' ' + units[i];
+  }
+  function formatDuration(seconds) {
+    if (!isFinite(seconds) || seconds < 0) return 'unknown';
+    seconds = Math.round(seconds);
+    if (seconds < 60) return seconds + ' s';
+    var m = Math.floor(seconds / 60);
+    if (m < 60) return m + ' min ' + (seconds % 60) + ' s';
+    var h = Math.floor(m / 60);
+    return h + ' h ' + (m % 60) + ' min';
+  }
+  function percent(x) { return Math.floor(x * 100) + '%'; }
+
+  function announce(text) {
+    // Re-setting the text makes screen readers read repeated messages too.
+    els.announcer.textContent = '';
+    setTimeout(function () { els.announcer.textContent = text; }, 50);
+  }
+  function showPageError(text) {
+    els.pageError.textContent = text;
+    els.pageError.hidden = !text;
+  }
+
+  // ---------- problem+json ----------
+  function problemDetail(text, status) {
+    if (text) {
+      try {
+        var p = JSON.parse(text);
+        if (p && (p.detail || p.title)) return p.detail || p.title;
+      } catch (e) { /* not JSON */ }
+    }
+    return describeStatus(status);
+  }
+  function describeStatus(status) {
+    switch (status) {
+      case 0: return 'The connection to the server was lost.';
+      case 400: return 'The server rejected this upload as invalid.';
+      case 404: return 'The server does not know this upload.';
+      case 409: return 'This upload conflicts with another upload of the same file.';
+      case 413: return 'This chunk is larger than the server accepts.';
+      case 503: return 'The server is busy.';
+      case 507: return 'The server has run out of storage space.';
+      default: return status >= 500 ? 'The server had a problem (HTTP ' + status + ').' : 'The request failed (HTTP ' + status + ').';
+    }
+  }
+  function fetchJson(url, options) {
+    return fetch(url, options).then(function (res) {
+      return res.text().then(function (text) {
+        if (res.ok) return text ? JSON.parse(text) : null;
+        var err = new Error(problemDetail(text, res.status));
+        err.status = res.status;
+        throw err;
+      });
+    });
+  }
+
+  // ---------- watching the libraries' chunk requests ----------
+  // Both libraries drop a failed chunk's response before they announce the retry, so the page keeps the
+  // last failed response per upload (status, Retry-After, problem detail) to pick the retry delay and
+  // to say why it retries. readystatechange fires before the libraries' own load/error handlers.
+  var originalOpen = XMLHttpRequest.prototype.open;
+  var originalSend = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.open = function (method, url) {
+    this._chunkUpload = { method: String(method).toUpperCase(), url: String(url) };
+    return originalOpen.apply(this, arguments);
+  };
+  XMLHttpRequest.prototype.send = function (body) {
+    var info = this._chunkUpload;
+    if (info && info.method !== 'GET' && /\/upload(\?|$)/.test(info.url)) {
+      var q = new URL(info.url, location.href).searchParams;
+      var get = function (name) {
+        return q.get('resumable' + name) || q.get('flow' + name) ||
+          (body instanceof FormData ? (body.get('resumable' + name) || body.get('flow' + name)) : null);
+      };
+      info.id = get('Identifier');
+      info.chunk = Number(get('ChunkNumber'));
+      var xhr = this;
+      xhr.addEventListener('readystatechange', function () {
+        if (xhr.readyState === 4) onChunkResponse(xhr, info);
+      });
+    }
+    return originalSend.apply(this, arguments);
+  };
+  function onChunkResponse(xhr, info) {
+    if (!info.id) return;
+    var item = items.get(info.id);
+    if (xhr.status === 200 || xhr.status === 201) {
+      if (item) {
+        delete item.attempts[info.chunk];
+        item.lastFailureText = '';
+      }
+      return;
+    }
+    var retryAfter = Number(xhr.getResponseHeader('Retry-After'));
+    lastFailure.set(info.id, {
+      status: xhr.status,
+      chunk: info.chunk,
+      retryAfterMs: isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : 0,
+      detail: problemDetail(xhr.responseText, xhr.status)
+    });
+  }
+
+  // ---------- library adapters ----------
+  function chunkSent(c) {
+    var len = c.endByte - c.startByte;
+    return Math.max(0, Math.min(c.loaded || 0, len));
+  }
+  function commonOptions() {
+    return {
+      target: '/upload',
+      chunkSize: config.chunkSize,
+      simultaneousUploads: config.simultaneousUploads,
+      testChunks: true,
+      maxChunkRetries: MAX_CHUNK_RETRIES,
+      chunkRetryInterval: 1000,
+      permanentErrors: config.permanentErrors
+    };
+  }
+
+  var adapters = {
+    resumable: {
+      title: 'resumable.js',
+      available: function () { return typeof window.Resumable === 'function'; },
+      create: function () {
+        var opts = commonOptions();
+        opts.minFileSize = 0; // the server accepts empty files
+        if (config.maxFileSize) opts.maxFileSize = config.maxFileSize;
+        opts.maxFileSizeErrorCallback = function (file) {
+          showPageError((file.name || file.fileName) + ' is too large: this server accepts files up to ' + formatBytes(config.maxFileSize) + '.');
+        };
+        var r = new window.Resumable(opts);
+        r.on('filesAdded', function (files, skipped) { filesAdded(files, skipped || []); });
+        r.on('fileSuccess', function (file) { chunksDone(file.uniqueIdentifier); });
+        r.on('fileError', function (file, message) { fileFailed(file.uniqueIdentifier, message); });
+        r.on('fileRetry', function (file) { retrying(file.uniqueIdentifier, function (ms) { file.opts.chunkRetryInterval = ms; }); });
+        return r;
+      },
+      name: function (f) { return f.fileName; },
+      path: function (f) { return f.relativePath; },
+      progress: function (f) { return f.progress(); },
+      sent: function (f) { return f.chunks.reduce(function (n, c) { return n + chunkSent(c); }, 0); },
+      start: function () { kickResumable(); },
+      pause: function (f) { f.pause(true); f.abort(); kickResumable(); },
+      resume: function (f) { f.pause(false); kickResumable(); },
+      cancel: function (f) { f.cancel(); },
+      retry: function (f) { f.bootstrap(); setTimeout(kickResumable, 0); },
+      forget: function (f) { uploader.removeFile(f); }
+    },
+    flow: {
+      title: 'flow.js',
+      available: function () { return typeof window.Flow === 'function'; },
+      create: function () {
+        var opts = commonOptions();
+        var f = new window.Flow(opts);
+        f.on('filesSubmitted', function (files) { filesAdded(files, []); });
+        f.on('fileSuccess', function (file) { chunksDone(file.uniqueIdentifier); });
+        f.on('fileError', function (file, message) { fileFailed(file.uniqueIdentifier, message); });
+        f.on('fileRetry', function (file) { retrying(file.uniqueIdentifier, function (ms) { uploader.opts.chunkRetryInterval = ms; }); });
+        return f;
+      },
+      name: function (f) { return f.name; },
+      path: function (f) { return f.relativePath; },
+      progress: function (f) { return f.progress(); },
+      sent: function (f) { return f.chunks.reduce(function (n, c) { return n + chunkSent(c); }, 0); },
+      start: function () { uploader.upload(); },
+      pause: function (f) { f.pause(); },
+      resume: function (f) { f.resume(); },
+      cancel: function (f) { f.cancel(); },
+      retry: function (f) { f.retry(); },
+      forget: function (f) { uploader.removeFile(f); }
+    }
+  };
+
+  // resumable.js's upload() does nothing while any chunk is in flight, and pausing one file frees its
+  // slots without refilling them; fill every free slot with the next pending chunk.
+  function kickResumable() {
+    var busy = 0;
+    uploader.files.forEach(function (f) {
+      f.chunks.forEach(function (c) { if (c.status() === 'uploading') busy++; });
+    });
+    for (var i = busy; i < config.simultaneousUploads; i++) {
+      if (!uploader.uploadNextChunk()) break;
+    }
+  }
+
+  // ---------- items (one per file row) ----------
+  function createItem(file) {
+    var id = file.uniqueIdentifier;
+    var row = els.template.content.firstElementChild.cloneNode(true);
+    var name = adapter.path(file) || adapter.name(file);
+    row.dataset.id = id;
+    row.querySelector('.name').textContent = name;
+    row.querySelector('.size').textContent = formatBytes(file.size);
+    row.querySelector('.bar').setAttribute('aria-label', 'Upload progress of ' + name);
+    var item = {
+      id: id, file: file, name: name, size: file.size, row: row, state: 'queued',
+      attempts: {}, retryUntil: 0, lastFailureText: '', errorText: '', serverAlready: 0,
+      samples: [], speed: 0, sha256: null, polling: false, cancelled: false
+    };
+    var buttons = ['pause', 'resume', 'retry', 'cancel', 'remove'];
+    var labels = { pause: 'Pause', resume: 'Resume', retry: 'Try again', cancel: 'Cancel', remove: 'Remove from list' };
+    buttons.forEach(function (b) {
+      var button = row.querySelector('.' + b);
+      button.setAttribute('aria-label', labels[b] + ' ' + name);
+      button.addEventListener('click', function () { actions[b](item); });
+    });
+    row.querySelector('.actions').setAttribute('aria-label', name);
+    items.set(id, item);
+    els.list.appendChild(row);
+    return item;
+  }
+
+  function setState(item, state, announcement) {
+    item.state = state;
+    if (announcement) announce(item.name + ': ' + announcement);
+    render(item);
+    renderOverall();
+  }
+
+  var actions = {
+    pause: function (item) {
+      if (item.state !== 'uploading' && item.state !== 'queued' && item.state !== 'retrying') return;
+      adapter.pause(item.file);
+      item.retryUntil = 0;
+      setState(item, 'paused', 'paused');
+      focusAfter(item, 'resume');
+    },
+    resume: function (item) {
+      if (item.state !== 'paused') return;
+      setState(item, 'uploading', 'resumed');
+      adapter.resume(item.file);
+      focusAfter(item, 'pause');
+    },
+    retry: function (item) {
+      if (item.state !== 'error') return;
+      item.errorText = '';
+      item.attempts = {};
+      setState(item, 'uploading', 'trying again');
+      if (item.chunksDone) { pollUntilComplete(item); return; }
+      adapter.retry(item.file);
+    },
+    cancel: function (item) {
+      if (item.cancelled) return;
+      item.cancelled = true;
+      item.retryUntil = 0;
+      if (!item.chunksDone || item.state !== 'complete') adapter.cancel(item.file);
+      setState(item, 'cancelled', 'cancelled');
+      deleteOnServer(item);
+      focusAfter(item, null);
+    },
+    remove: function (item) {
+      adapter.forget(item.file);
+      items.delete(item.id);
+      item.row.remove();
+      renderOverall();
+      $('files-title').focus();
+    }
+  };
+
+  function focusAfter(item, buttonClass) {
+    var target = buttonClass ? item.row.querySelector('.' + buttonClass) : item.row.querySelector('.remove');
+    // Keep keyboard users in place when the button they pressed disappears.
+    setTimeout(function () { if (target && !target.hidden) target.focus(); }, 0);
+  }
+
+  // DELETE removes stored chunks and any (partial) file. A chunk that was already on the wire when the
+  // user cancelled can still land after the first DELETE, so check once more and delete again.
+  function deleteOnServer(item) {
+    var url = '/uploads/' + encodeURIComponent(item.id);
+    var del = function () { return fetch(url, { method: 'DELETE' }); };
+    del().then(function () {
+      return new Promise(function (resolve) { setTimeout(resolve, 1500); });
+    }).then(function () {
+      return fetch(url);
+    }).then(function (res) {
+      if (res.status !== 404) return del();
+    }).catch(function (e) {
+      item.errorText = 'Could not remove the upload from the server: ' + e.message;
+      render(item);
+    });
+  }
+
+  // ---------- events from the libraries ----------
+  function filesAdded(files, skipped) {
+    showPageError('');
+    if (skipped.length) {
+      showPageError(skipped.length + ' file(s) skipped: already in the list.');
+    }
+    if (!files.length) return;
+    var added = files.map(createItem);
+    announce(added.length + (added.length === 1 ? ' file added' : ' files added'));
+    // Ask the server what it already has before sending anything, to say "resuming: 62% ...".
+    Promise.all(added.map(checkServer)).then(function () {
+      added.forEach(function (item) { if (item.state === 'queued') item.state = 'uploading'; render(item); });
+      adapter.start();
+      renderOverall();
+    });
+  }
+
+  function chunkSizeAt(status, n) {
+    var size = status.chunkSize;
+    if (n < status.totalChunks) return size;
+    return status.totalSize - (status.totalChunks - 1) * size;
+  }
+
+  function checkServer(item) {
+    return fetchJson('/uploads/' + encodeURIComponent(item.id)).then(function (status) {
+      if (!status || status.totalSize !== item.size) return;
+      var missing = (status.missingChunks || []).reduce(function (n, c) { return n + chunkSizeAt(status, c); }, 0);
+      var present = status.state === 'complete' ? status.totalSize : status.totalSize - missing;
+      item.serverAlready = present;
+      if (status.state === 'complete') {
+        setNote(item, 'Already complete on the server; checking…');
+      } else if (present > 0) {
+        setNote(item, 'resuming: ' + percent(present / Math.max(1, status.totalSize)) + ' already on the server');
+      }
+    }).catch(function (e) {
+      if (e.status !== 404) setNote(item, 'Could not ask the server about earlier progress: ' + e.message);
+    });
+  }
+
+  function setNote(item, text) {
+    var note = item.row.querySelector('.note');
+    note.textContent = text;
+    note.hidden = !text;
+  }
+
+  function retrying(id, setDelay) {
+    var item = items.get(id);
+    var failure = lastFailure.get(id);
+    lastFailure.delete(id);
+    var chunk = failure ? failure.chunk : 0;
+    var attempt = item ? (item.attempts[chunk] = (item.attempts[chunk] || 0) + 1) : 1;
+    var delay = Math.min(1000 * Math.pow(2, attempt - 1), MAX_RETRY_DELAY_MS);
+    if (failure && failure.retryAfterMs) delay = Math.max(delay, Math.min(failure.retryAfterMs, MAX_RETRY_AFTER_MS));
+    setDelay(delay);
+    if (!item || item.cancelled) return;
+    item.retryUntil = Math.max(item.retryUntil, Date.now() + delay);
+    item.lastFailureText = failure ? failure.detail : 'The connection to the server was lost.';
+    if (item.state !== 'retrying' && item.state !== 'paused') setState(item, 'retrying', 'problem: ' + item.lastFailureText + ' Retrying.');
+  }
+
+  function fileFailed(id, message) {
+    var item = items.get(id);
+    if (!item || item.cancelled) return;
+    var failure = lastFailure.get(id);
+    item.errorText = problemDetail(message, failure ? failure.status : 0);
+    item.retryUntil = 0;
+    setState(item, 'error', 'upload failed. ' + item.errorText);
+  }
+
+  function chunksDone(id) {
+    var item = items.get(id);
+    if (!item || item.cancelled) return;
+    item.chunksDone = true;
+    item.retryUntil = 0;
+    setState(item, 'verifying');
+    pollUntilComplete(item);
+  }
+
+  // Completion is asynchronous on the server: poll GET /uploads/{id} until it reports complete.
+  function pollUntilComplete(item) {
+    if (item.polling) return;
+    item.polling = true;
+    var delay = 250;
+    var tick = function () {
+      if (item.cancelled) { item.polling = false; return; }
+      fetchJson('/uploads/' + encodeURIComponent(item.id)).then(function (status) {
+        if (status.state === 'complete') {
+          item.polling = false;
+          item.sha256 = status.sha256;
+          setState(item, 'complete', 'upload complete');
+          return;
+        }
+        if (status.state === 'failed') {
+          item.polling = false;
+          item.errorText = 'The server could not assemble the file. Try again, or cancel and upload it anew.';
+          setState(item, 'error', 'upload failed. ' + item.errorText);
+          return;
+        }
+        delay = Math.min(delay * 1.5, 2000);
+        setTimeout(tick, delay);
+      }).catch(function (e) {
+        if (e.status === 404 || e.status === 400 || e.status === 409) {
+          item.polling = false;
+          item.errorText = e.message;
+          setState(item, 'error', 'upload failed. ' + e.message);
+          return;
+        }
+        delay = Math.min(delay * 2, 10000);
+        setTimeout(tick, delay); // network trouble or 503: keep asking
+      });
+    };
+    tick();
+  }
+
+  // ---------- rendering ----------
+  function measure(item, now) {
+    var sent = adapter.sent(item.file);
+    item.samples.push({ t: now, sent: sent });
+    while (item.samples.length > 2 && now - item.samples[0].t > 5000) item.samples.shift();
+    var first = item.samples[0];
+    var rate = 0;
+    if (now - first.t > 400) {
+      // sum only increases: a retried chunk restarts from zero and must not count as negative speed
+      var gained = 0;
+      for (var i = 1; i < item.samples.length; i++) gained += Math.max(0, item.samples[i].sent - item.samples[i - 1].sent);
+      rate = gained / ((now - first.t) / 1000);
+    }
+    item.speed = rate;
+  }
+
+  function render(item) {
+    var row = item.row;
+    var now = Date.now();
+    var state = item.state;
+    var retryLeft = Math.ceil((item.retryUntil - now) / 1000);
+    if (state === 'retrying' && retryLeft <= 0 && !item.cancelled) state = item.state = 'uploading';
+    row.dataset.state = state;
+    var progress = state === 'complete' || state === 'verifying' ? 1 : adapter.progress(item.file);
+    if (state === 'cancelled') progress = 0;
+    row.querySelector('.bar').value = progress;
+    var status;
+    switch (state) {
+      case 'queued': status = 'Checking the server…'; break;
+      case 'uploading':
+        if (!navigator.onLine) { status = percent(progress) + ' · offline: waiting for the network'; break; }
+        var left = item.speed > 0 ? formatDuration(item.size * (1 - progress) / item.speed) + ' left' : 'estimating time left';
+        status = percent(progress) + ' · ' + formatBytes(item.speed) + '/s · ' + left;
+        break;
+      case 'retrying':
+        status = percent(progress) + ' · ' + item.lastFailureText + ' Retrying in ' + retryLeft + ' s.';
+        break;
+      case 'paused': status = percent(progress) + ' · Paused'; break;
+      case 'verifying': status = 'All chunks sent; the server is assembling and checking the file…'; break;
+      case 'complete': status = 'Complete'; break;
+      case 'error': status = 'Failed: ' + item.errorText; break;
+      case 'cancelled': status = 'Cancelled; removed from the server.'; break;
+      default: status = state;
+    }
+    if (state !== 'error' && item.errorText && state === 'cancelled') status += ' ' + item.errorText;
+    row.querySelector('.status').textContent = status;
+
+    var result = row.querySelector('.result');
+    result.hidden = state !== 'complete';
+    if (state === 'complete') {
+      row.querySelector('.sha256').textContent = item.sha256 || 'not reported';
+      var link = row.querySelector('.download');
+      link.href = '/files/' + encodeURIComponent(item.id);
+      link.setAttribute('download', item.name.split('/').pop());
+      link.textContent = 'Download ' + item.name;
+    }
+    var active = state === 'uploading' || state === 'queued' || state === 'retrying';
+    row.querySelector('.pause').hidden = !active;
+    row.querySelector('.resume').hidden = state !== 'paused';
+    row.querySelector('.retry').hidden = state !== 'error';
+    row.querySelector('.cancel').hidden = state === 'cancelled' || state === 'complete';
+    row.querySelector('.remove').hidden = !(state === 'cancelled' || state === 'complete' || state === 'error');
+  }
+
+  function renderOverall() {
+    var total = 0, done = 0, speed = 0, counts = {};
+    items.forEach(function (item) {
+      counts[item.state] = (counts[item.state] || 0) + 1;
+      if (item.state === 'cancelled') return;
+      var p = item.state === 'complete' || item.state === 'verifying' ? 1 : adapter.progress(item.file);
+      total += item.size;
+      done += p * item.size;
+      if (item.state === 'uploading') speed += item.speed;
+    });
+    var n = items.size;
+    var fraction = total > 0 ? done / total : (n && !(counts.uploading || counts.queued) ? 1 : 0);
+    els.overallBar.value = fraction;
+    if (!n) {
+      els.overallText.textContent = 'No files yet.';
+    } else {
+      var parts = [percent(fraction) + ' of ' + formatBytes(total)];
+      if (speed > 0) parts.push(formatBytes(speed) + '/s', formatDuration((total - done) / speed) + ' left');
+      var summary = ['complete', 'uploading', 'retrying', 'paused', 'verifying', 'error', 'cancelled']
+        .filter(function (s) { return counts[s]; })
+        .map(function (s) { return counts[s] + ' ' + (s === 'error' ? 'failed' : s); });
+      els.overallText.textContent = parts.join(' · ') + ' — ' + summary.join(', ');
+    }
+    var any = function (pred) { var r = false; items.forEach(function (i) { if (pred(i)) r = true; }); return r; };
+    els.pauseAll.disabled = !any(function (i) { return i.state === 'uploading' || i.state === 'retrying'; });
+    els.resumeAll.disabled = !any(function (i) { return i.state === 'paused'; });
+    els.cancelAll.disabled = !any(function (i) { return ['uploading', 'retrying', 'paused', 'queued', 'verifying', 'error'].indexOf(i.state) >= 0; });
+    document.title = n && (counts.uploading || counts.retrying) ? percent(fraction) + ' · ChunkUpload' : 'ChunkUpload';
+  }
+
+  function tick() {
+    var now = Date.now();
+    items.forEach(function (item) {
+      if (item.state === 'uploading' || item.state === 'retrying') measure(item, now);
+      render(item);
+    });
+    renderOverall();
+  }
+
+  // ---------- start-up ----------
+  function setUpDropZone() {
+    var depth = 0;
+    els.drop.addEventListener('dragenter', function () { depth++; els.drop.classList.add('dragging'); });
+    els.drop.addEventListener('dragleave', function () { if (--depth <= 0) { depth = 0; els.drop.classList.remove('dragging'); } });
+    els.drop.addEventListener('drop', function () { depth = 0; els.drop.classList.remove('dragging'); });
+    // Dropping next to the zone must not navigate away from the uploads.
+    ['dragover', 'drop'].forEach(function (type) {
+      window.addEventListener(type, function (e) { if (!els.drop.contains(e.target)) e.preventDefault(); });
+    });
+  }
+
+  function start() {
+    adapter = adapters[LIB];
+    els.libraryName.textContent = adapter.title;
+    if (LIB === 'flow') {
+      els.librarySwitch.href = location.pathname;
+      els.librarySwitch.textContent = 'use resumable.js instead';
+    }
+    document.documentElement.dataset.library = LIB;
+    if (!adapter.available()) {
+      showPageError(adapter.title + ' did not load. The server installs it with "npm ci"; ask the administrator to run it.');
+      return;
+    }
+    if (!('webkitdirectory' in document.createElement('input'))) els.folderPicker.hidden = true;
+    fetchJson('/config').then(function (c) {
+      config = c;
+      uploader = adapter.create();
+      uploader.assignBrowse(els.fileInput, false);
+      uploader.assignBrowse(els.folderInput, true);
+      uploader.assignDrop(els.drop);
+      setUpDropZone();
+      els.limits.textContent = 'Files are sent in ' + formatBytes(config.chunkSize) + ' chunks, ' + config.simultaneousUploads +
+        ' at a time' + (config.maxFileSize ? '; largest file ' + formatBytes(config.maxFileSize) : '') + '.';
+      els.pauseAll.addEventListener('click', function () {
+        items.forEach(function (i) { actions.pause(i); });
+      });
+      els.resumeAll.addEventListener('click', function () {
+        items.forEach(function (i) { actions.resume(i); });
+      });
+      els.cancelAll.addEventListener('click', function () {
+        items.forEach(function (i) { if (i.state !== 'complete' && i.state !== 'cancelled') actions.cancel(i); });
+      });
+      window.addEventListener('online', tick);
+      window.addEventListener('offline', tick);
+      setInterval(tick, 500);
+      document.documentElement.dataset.ready = 'true';
+    }).catch(function (e) {
+      els.limits.textContent = '';
+      showPageError('The upload server is not reachable: ' + e.message + ' Reload the page to try again.');
+    });
+  }
+
+  // For tests and the curious: read-only view of the page's state.
+  window.ChunkUploadPage = {
+    library: LIB,
+    items: function () {
+      var out = [];
+      items.forEach(function (i) { out.push({ id: i.id, name: i.name, size: i.size, state: i.state, sha256: i.sha256 }); });
+      return out;
+    }
+  };
+
+  start();
+})();
