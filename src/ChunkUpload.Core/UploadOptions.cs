@@ -50,6 +50,10 @@ public sealed class UploadOptions
     [Range(1, 64)]
     public int SimultaneousUploads { get; set; } = 4;
 
+    /// <summary>Assembler loops running in parallel (each works on a different upload).</summary>
+    [Range(1, 64)]
+    public int AssemblyWorkers { get; set; } = 2;
+
     /// <summary>Resolved absolute storage root.</summary>
     public string ResolveStorageRoot() => Path.GetFullPath(StorageRoot);
 }

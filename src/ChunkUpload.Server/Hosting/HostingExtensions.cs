@@ -1,0 +1,85 @@
+using ChunkUpload.Core;
+using ChunkUpload.Core.Storage;
+using ChunkUpload.Server.Services;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Serilog;
+using Serilog.Settings.Configuration;
+
+namespace ChunkUpload.Server.Hosting;
+
+/// <summary>Service registration, kept out of Program.cs so that it reads as a table of contents.</summary>
+public static class HostingExtensions
+{
+    public const string DefaultUrl = "http://localhost:5080";
+
+    /// <summary>Serilog as the logging backend (Serilog.AspNetCore does not restore here; the parts it wraps do).</summary>
+    public static WebApplicationBuilder AddChunkUploadLogging(this WebApplicationBuilder builder)
+    {
+        var configuration = new LoggerConfiguration()
+            .MinimumLevel.Information()
+            .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning)
+            .MinimumLevel.Override("Microsoft.Hosting.Lifetime", Serilog.Events.LogEventLevel.Information)
+            .Enrich.FromLogContext()
+            .ReadFrom.Configuration(builder.Configuration, new ConfigurationReaderOptions(typeof(ConsoleLoggerConfigurationExtensions).Assembly));
+        if (!builder.Configuration.GetSection("Serilog:WriteTo").Exists())
+            configuration.WriteTo.Console();
+        var logger = configuration.CreateLogger();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSerilog(logger, dispose: true);
+
+        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && !builder.Configuration.GetSection("Kestrel:Endpoints").Exists())
+            builder.WebHost.UseUrls(DefaultUrl);
+        return builder;
+    }
+
+    /// <summary>The upload engine: options validated at start-up, the store, the assembler and its background service.</summary>
+    public static WebApplicationBuilder AddChunkUploadStorage(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<UploadOptions>()
+            .BindConfiguration(UploadOptions.SectionName)
+            .ValidateDataAnnotations()
+            .Validate(o => o.RecommendedChunkSize <= o.MaxChunkSize, "Upload:RecommendedChunkSize must not exceed Upload:MaxChunkSize.")
+            .Validate(o => !string.IsNullOrWhiteSpace(o.StorageRoot) && Path.IsPathFullyQualified(o.ResolveStorageRoot()), "Upload:StorageRoot must name a folder.")
+            .ValidateOnStart();
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<AssemblyQueue>();
+        builder.Services.AddSingleton<UploadStore>();
+        builder.Services.AddSingleton<ChunkAssembler>();
+        builder.Services.AddHostedService<StorageService>();
+        builder.Services.AddProblemDetails();
+        return builder;
+    }
+
+    /// <summary>CORS for pages on other origins, from <c>Cors:AllowedOrigins</c>; nothing is allowed when the list is empty.</summary>
+    public static WebApplicationBuilder AddChunkUploadCors(this WebApplicationBuilder builder)
+    {
+        var origins = builder.Configuration.GetSection("Cors:AllowedOrigins").Get<string[]>() ?? [];
+        bool credentials = builder.Configuration.GetValue("Cors:AllowCredentials", false);
+        builder.Services.AddCors(options => options.AddDefaultPolicy(policy =>
+        {
+            if (origins.Length == 0)
+                return;
+            policy.WithOrigins(origins)
+                .WithMethods("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+                .AllowAnyHeader()
+                .WithExposedHeaders("Range", "Location", "Retry-After", "Content-Disposition");
+            if (credentials)
+                policy.AllowCredentials();
+        }));
+        return builder;
+    }
+
+    public static WebApplicationBuilder AddChunkUploadApiDocs(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddEndpointsApiExplorer();
+        builder.Services.AddSwaggerGen();
+        return builder;
+    }
+
+    public static WebApplication UseChunkUploadApiDocs(this WebApplication app)
+    {
+        app.UseSwagger();
+        app.UseSwaggerUI();
+        return app;
+    }
+}

@@ -1,0 +1,84 @@
+using ChunkUpload.Core.Errors;
+using Microsoft.AspNetCore.Connections;
+
+namespace ChunkUpload.Server.Http;
+
+/// <summary>
+/// One place where failures become answers. Catalog errors keep their status; a malformed or oversized request is
+/// a 400; a client that went away gets nothing; a storage fault a retry can fix is a 503 (507 for a full disk),
+/// never a 500 (resumable.js and flow.js abort the whole file on 500); only a bug is a 500.
+/// </summary>
+public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogger<ErrorHandlingMiddleware> logger)
+{
+    /// <summary>HttpContext.Items key under which protocol adapters leave the identifier for logging.</summary>
+    public const string IdentifierItem = "chunkupload.identifier";
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (Exception ex) when (context.RequestAborted.IsCancellationRequested || ex is ConnectionResetException)
+        {
+            LogClientGone(logger, context.Request.Method, context.Request.Path, context.Items[IdentifierItem] as string);
+        }
+        catch (UploadException ex)
+        {
+            await RejectAsync(context, ex.Error, ex.Message, ex.RetryAfterSeconds);
+        }
+        catch (BadHttpRequestException ex)
+        {
+            var error = ex.StatusCode == StatusCodes.Status413PayloadTooLarge ? HttpErrors.RequestTooLarge : HttpErrors.BadRequest;
+            await RejectAsync(context, error, ex.StatusCode == StatusCodes.Status413PayloadTooLarge
+                ? "The request body is larger than any chunk this server accepts."
+                : "The request could not be read: " + ex.Message, null);
+        }
+        catch (InvalidDataException ex)
+        {
+            await RejectAsync(context, UploadErrors.MalformedMultipart, "The multipart body could not be read: " + ex.Message, null);
+        }
+        catch (IOException ex) when (Core.Storage.StorageFaults.IsDiskFull(ex))
+        {
+            await RejectAsync(context, UploadErrors.InsufficientStorage, "The server's disk is full. Try again later.", 60);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            LogStorageFault(logger, ex, context.Request.Method, context.Request.Path);
+            await RejectAsync(context, UploadErrors.StorageUnavailable, "The server could not reach its storage. Try again in a few seconds.", 5);
+        }
+        catch (Exception ex)
+        {
+            LogUnexpected(logger, ex, context.Request.Method, context.Request.Path);
+            await RejectAsync(context, UploadErrors.InternalError, "The server failed unexpectedly; the failure is logged.", null);
+        }
+    }
+
+    private async Task RejectAsync(HttpContext context, UploadError error, string detail, int? retryAfter)
+    {
+        LogRejected(logger, error.Code, error.Status, context.Request.Method, context.Request.Path, context.Items[IdentifierItem] as string, detail);
+        if (context.Response.HasStarted)
+            return;
+        context.Response.Clear();
+        await Problems.From(error, detail, retryAfter).ExecuteAsync(context);
+    }
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Rejected {Method} {Path} for upload {Identifier}: {Code} ({Status}) {Detail}")]
+    private static partial void LogRejected(ILogger logger, string code, int status, string method, PathString path, string? identifier, string detail);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "Client went away during {Method} {Path} for upload {Identifier}; nothing of the request was kept")]
+    private static partial void LogClientGone(ILogger logger, string method, PathString path, string? identifier);
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Error, Message = "Storage fault during {Method} {Path}")]
+    private static partial void LogStorageFault(ILogger logger, Exception exception, string method, PathString path);
+
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Unexpected failure during {Method} {Path}")]
+    private static partial void LogUnexpected(ILogger logger, Exception exception, string method, PathString path);
+}
+
+/// <summary>Errors that only the HTTP layer produces.</summary>
+public static class HttpErrors
+{
+    public static readonly UploadError BadRequest = new("bad_request", 400, "The request could not be read");
+    public static readonly UploadError RequestTooLarge = new("request_too_large", 400, "The request body is too large");
+}

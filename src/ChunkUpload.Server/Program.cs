@@ -1,0 +1,26 @@
+using ChunkUpload.Server.Endpoints;
+using ChunkUpload.Server.Hosting;
+
+// Settings files live beside the binary; the storage root (default "data") is resolved against the working directory.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+
+builder.AddChunkUploadLogging();
+builder.AddChunkUploadStorage();
+builder.AddChunkUploadCors();
+builder.AddChunkUploadApiDocs();
+
+var app = builder.Build();
+
+app.UseChunkUploadErrorHandling();
+app.UseCors();
+app.UseChunkUploadWebPage();
+app.UseChunkUploadApiDocs();
+
+app.MapResumableApi();
+app.MapUploadsApi();
+app.MapServiceApi();
+
+app.Run();
+
+/// <summary>Entry point, visible to the integration tests' application factory.</summary>
+public partial class Program;

@@ -1,0 +1,90 @@
+using System.Buffers;
+using System.Text;
+using ChunkUpload.Core.Errors;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Net.Http.Headers;
+
+namespace ChunkUpload.Server.Protocol;
+
+/// <summary>
+/// Reads a chunk request without buffering it: for multipart/form-data, a streaming reader collects the fields
+/// (which both clients send before the file part) and hands over the file part's stream; anything else is a raw
+/// (octet) body. No IFormFile, no form binding: the bytes go from the socket to the store's temp file.
+/// </summary>
+public static class ChunkBody
+{
+    private const int MaxFieldLength = 16 * 1024;
+    private const int MultipartBufferSize = 64 * 1024;
+    private static readonly UTF8Encoding StrictUtf8 = new(false, throwOnInvalidBytes: true);
+
+    /// <summary>Multipart framing and fields allowed on top of the largest chunk.</summary>
+    public const long MultipartOverhead = 1024 * 1024;
+
+    /// <summary>Raises the request body limit for this request only, from the configured chunk limits.</summary>
+    public static void AllowBodyUpTo(HttpContext context, long maxBytes)
+    {
+        var feature = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
+        if (feature is { IsReadOnly: false })
+            feature.MaxRequestBodySize = maxBytes;
+    }
+
+    public static bool IsMultipart(HttpRequest request) =>
+        request.ContentType is { } type && type.StartsWith("multipart/form-data", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Walks a multipart body: adds every field to <paramref name="bag"/> and calls <paramref name="onFile"/> with
+    /// the first part named <paramref name="fileField"/>. The rest of the body is left unread.
+    /// </summary>
+    public static async Task<T> ReadMultipartAsync<T>(HttpRequest request, ParameterBag bag, string fileField,
+        Func<Stream, Task<T>> onFile, CancellationToken cancellationToken)
+    {
+        if (!MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType)
+            || HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value is not { Length: > 0 and <= 200 } boundary)
+            throw new UploadException(UploadErrors.MalformedMultipart, "The multipart Content-Type has no valid boundary.");
+
+        var reader = new MultipartReader(boundary, request.Body, MultipartBufferSize)
+        {
+            HeadersCountLimit = 16,
+            HeadersLengthLimit = 16 * 1024,
+        };
+        while (await reader.ReadNextSectionAsync(cancellationToken) is { } section)
+        {
+            if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
+                || !disposition.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase))
+                throw new UploadException(UploadErrors.MalformedMultipart, "A multipart part has no form-data Content-Disposition.");
+            string name = HeaderUtilities.RemoveQuotes(disposition.Name).Value ?? "";
+            if (name == fileField)
+                return await onFile(section.Body);
+            if (disposition.FileName.HasValue || disposition.FileNameStar.HasValue)
+                throw new UploadException(UploadErrors.MalformedMultipart,
+                    $"Unexpected file part '{ParameterBag.Truncate(name)}'; the chunk must be in the part named '{fileField}'.");
+            bag.Add(name, await ReadFieldAsync(section.Body, name, cancellationToken));
+        }
+
+        throw new UploadException(UploadErrors.MissingFilePart, $"The multipart body has no part named '{fileField}' holding the chunk.");
+    }
+
+    private static async Task<string> ReadFieldAsync(Stream body, string name, CancellationToken cancellationToken)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(MaxFieldLength + 1);
+        try
+        {
+            int total = 0, read;
+            while (total <= MaxFieldLength && (read = await body.ReadAsync(buffer.AsMemory(total, MaxFieldLength + 1 - total), cancellationToken)) > 0)
+                total += read;
+            if (total > MaxFieldLength)
+                throw new UploadException(UploadErrors.InvalidParameter,
+                    $"The field '{ParameterBag.Truncate(name)}' is longer than {MaxFieldLength} bytes.");
+            return StrictUtf8.GetString(buffer, 0, total);
+        }
+        catch (DecoderFallbackException)
+        {
+            throw new UploadException(UploadErrors.InvalidParameter, $"The field '{ParameterBag.Truncate(name)}' is not valid UTF-8.");
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+}
