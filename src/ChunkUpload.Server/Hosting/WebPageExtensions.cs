@@ -10,7 +10,7 @@ namespace ChunkUpload.Server.Hosting;
 /// <c>/lib/resumable.js</c> and <c>/lib/flow.js</c>. The libraries are installed by <c>npm ci</c>
 /// (see npm.targets), never copied into the repository.
 /// </summary>
-public static class WebPageExtensions
+public static partial class WebPageExtensions
 {
     /// <summary>Configuration key that overrides where the repository root (holding ChunkUpload.sln) is.</summary>
     public const string RepositoryRootKey = "WebPage:RepositoryRoot";
@@ -32,9 +32,7 @@ public static class WebPageExtensions
         var root = FindRepositoryRoot(app.Configuration[RepositoryRootKey], app.Environment.ContentRootPath);
         if (root is null)
         {
-            logger.LogWarning(
-                "The web page is not served: no {Solution} found above {ContentRoot} or {BaseDirectory}; set {Key}",
-                SolutionFileName, app.Environment.ContentRootPath, AppContext.BaseDirectory, RepositoryRootKey);
+            LogRepositoryRootNotFound(logger, SolutionFileName, app.Environment.ContentRootPath, AppContext.BaseDirectory, RepositoryRootKey);
             return app;
         }
 
@@ -52,7 +50,7 @@ public static class WebPageExtensions
         }
         else
         {
-            logger.LogWarning("The web page is not served: {WebRoot} does not exist", webRoot);
+            LogWebRootMissing(logger, webRoot);
         }
 
         var nodeModules = Path.Combine(root, "node_modules");
@@ -60,9 +58,7 @@ public static class WebPageExtensions
         {
             if (!File.Exists(Path.Combine(nodeModules, library)))
             {
-                logger.LogWarning(
-                    "{Library} is missing: run 'npm ci' in {Root} (the build does this when npm is installed)",
-                    Path.Combine(nodeModules, library), root);
+                LogLibraryMissing(logger, Path.Combine(nodeModules, library), root);
             }
         }
 
@@ -103,6 +99,17 @@ public static class WebPageExtensions
 
         return null;
     }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning,
+        Message = "The web page is not served: no {Solution} found above {ContentRoot} or {BaseDirectory}; set {Key}")]
+    private static partial void LogRepositoryRootNotFound(ILogger logger, string solution, string contentRoot, string baseDirectory, string key);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "The web page is not served: {WebRoot} does not exist")]
+    private static partial void LogWebRootMissing(ILogger logger, string webRoot);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning,
+        Message = "{Library} is missing: run 'npm ci' in {Root} (the build does this when npm is installed)")]
+    private static partial void LogLibraryMissing(ILogger logger, string library, string root);
 
     /// <summary>Exposes only the listed files of an inner provider, each under its own flat name.</summary>
     private sealed class AllowListFileProvider(IFileProvider inner, IReadOnlyDictionary<string, string> files) : IFileProvider
