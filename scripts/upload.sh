@@ -136,8 +136,7 @@ chunk=${chunk_opt:-$server_chunk}
 http GET "$base/uploads/$(urlencode "$id")"
 if [ "$code" = 200 ]; then
   existing=$(json_number "$body" chunkSize) || existing=""
-  state=$(json_string "$body" state) || state=""
-  if [ -n "$existing" ] && [ "$existing" != "$chunk" ] && [ "$state" != complete ]; then
+  if [ -n "$existing" ] && [ "$existing" != "$chunk" ]; then
     [ -z "$chunk_opt" ] || log "note: the server already has part of this upload with chunk size $existing; using that"
     chunk=$existing
   fi
@@ -221,7 +220,8 @@ while [ "$running" -gt 0 ]; do
   now=$(date +%s); if [ "$now" -ne "$last_report" ]; then progress; last_report=$now; fi
 done
 pids=()
-progress; [ "$quiet" = 1 ] || { [ -t 2 ] && printf '\n' >&2; }
+progress
+[ "$quiet" = 1 ] || { [ -t 2 ] && printf '\n' >&2; }
 
 sent_count=0 skipped_count=0
 for (( n = 1; n <= total; n++ )); do
