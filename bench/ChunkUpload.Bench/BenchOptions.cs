@@ -1,0 +1,177 @@
+using System.Globalization;
+
+namespace ChunkUpload.Bench;
+
+/// <summary>Command-line options of the benchmark; <c>--help</c> prints them with their defaults.</summary>
+internal sealed class BenchOptions
+{
+    public const string Usage = """
+        ChunkUpload side-by-side upload benchmark (issue 4). Normally started by bench/run.sh.
+
+        Main measurement
+          --size-mib N            file size in MiB (default 1024)
+          --chunk-mib LIST        chunk sizes in MiB, comma separated (default 8,1)
+          --inflight C            chunks in flight for resumable uploads (default 4)
+          --runs R                measured runs per target and chunk size (default 5)
+          --warmup W              unrecorded warm-up rounds per chunk size, 64 MiB at most (default 1)
+          --targets LIST          any of chunkupload,raw,raw-fsync,tus,baseline (default: all)
+
+        Extra measurements (0 or empty switches one off)
+          --rss-inflight N        one ChunkUpload upload per chunk size with N in flight, peak RSS (default 8)
+          --tail-sizes LIST       ChunkUpload tail at these file sizes in MiB, largest chunk size (default 256,2048)
+          --tail-runs R           runs per tail size (default 3)
+          --test-get-chunks N     stored chunks for the chunk test GET latency (default 10000)
+          --test-get-chunk-kib K  chunk size of that session in KiB (default 4)
+          --test-get-requests N   timed test GETs, one at a time (default 10000)
+          --small-files N         many-small-files count (default 1000)
+          --small-file-kib K      size of each small file in KiB (default 64)
+
+        Servers and files
+          --server-dll PATH       ChunkUpload.Server.dll (Release build)
+          --rawput-dll PATH       RawPut.dll (Release build)
+          --bench-dir PATH        the bench/ folder (peers/ and node_modules/)
+          --work-dir PATH         data and logs (default /tmp/chunkupload-bench-PID); deleted at the end
+          --keep-work             keep the work dir
+          --results PATH          also write the table (markdown) and raw results (PATH.json)
+          --server-arg ARG        extra argument for ChunkUpload.Server (repeatable)
+          --relaxed-args "ARGS"   adds target chunkupload-relaxed after chunkupload: a second ChunkUpload
+                                  with these space-separated extra arguments (run.sh passes
+                                  "--Upload:FlushToDisk=false"; "" switches it off)
+          --poll-ms MS            status poll interval after the last chunk is acknowledged (default 2)
+          --timeout-s S           bound on any single upload (default 600)
+          --no-sync               do not call sync(1) between runs
+        """;
+
+    public long SizeMiB { get; private set; } = 1024;
+    public IReadOnlyList<int> ChunkMiB { get; private set; } = [8, 1];
+    public int Inflight { get; private set; } = 4;
+    public int Runs { get; private set; } = 5;
+    public int Warmup { get; private set; } = 1;
+    public IReadOnlyList<string> Targets { get; private set; } = [.. TargetNames.All];
+    public int RssInflight { get; private set; } = 8;
+    public IReadOnlyList<int> TailSizesMiB { get; private set; } = [256, 2048];
+    public int TailRuns { get; private set; } = 3;
+    public int TestGetChunks { get; private set; } = 10_000;
+    public int TestGetChunkKiB { get; private set; } = 4;
+    public int TestGetRequests { get; private set; } = 10_000;
+    public int SmallFiles { get; private set; } = 1000;
+    public int SmallFileKiB { get; private set; } = 64;
+    public string? ServerDll { get; private set; }
+    public string? RawPutDll { get; private set; }
+    public string BenchDir { get; private set; } = Path.GetFullPath(".");
+    public string WorkDir { get; private set; } = Path.Combine(Path.GetTempPath(), $"chunkupload-bench-{Environment.ProcessId}");
+    public bool KeepWork { get; private set; }
+    public string? ResultsPath { get; private set; }
+    public List<string> ServerArgs { get; } = [];
+    public IReadOnlyList<string>? RelaxedArgs { get; private set; }
+    public int PollMs { get; private set; } = 2;
+    public int TimeoutSeconds { get; private set; } = 600;
+    public bool Sync { get; private set; } = true;
+    public bool Help { get; private set; }
+
+    public static BenchOptions Parse(string[] args)
+    {
+        var o = new BenchOptions();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var name = args[i];
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{name} needs a value");
+            switch (name)
+            {
+                case "-h" or "--help": o.Help = true; break;
+                case "--size-mib": o.SizeMiB = Positive(name, Next()); break;
+                case "--chunk-mib": o.ChunkMiB = IntList(name, Next(), allowEmpty: false); break;
+                case "--inflight": o.Inflight = (int)Positive(name, Next()); break;
+                case "--runs": o.Runs = (int)Positive(name, Next()); break;
+                case "--warmup": o.Warmup = (int)NonNegative(name, Next()); break;
+                case "--targets": o.Targets = TargetList(Next()); break;
+                case "--rss-inflight": o.RssInflight = (int)NonNegative(name, Next()); break;
+                case "--tail-sizes": o.TailSizesMiB = IntList(name, Next(), allowEmpty: true); break;
+                case "--tail-runs": o.TailRuns = (int)Positive(name, Next()); break;
+                case "--test-get-chunks": o.TestGetChunks = (int)NonNegative(name, Next()); break;
+                case "--test-get-chunk-kib": o.TestGetChunkKiB = (int)Positive(name, Next()); break;
+                case "--test-get-requests": o.TestGetRequests = (int)Positive(name, Next()); break;
+                case "--small-files": o.SmallFiles = (int)NonNegative(name, Next()); break;
+                case "--small-file-kib": o.SmallFileKiB = (int)Positive(name, Next()); break;
+                case "--server-dll": o.ServerDll = Path.GetFullPath(Next()); break;
+                case "--rawput-dll": o.RawPutDll = Path.GetFullPath(Next()); break;
+                case "--bench-dir": o.BenchDir = Path.GetFullPath(Next()); break;
+                case "--work-dir": o.WorkDir = Path.GetFullPath(Next()); break;
+                case "--keep-work": o.KeepWork = true; break;
+                case "--results": o.ResultsPath = Path.GetFullPath(Next()); break;
+                case "--server-arg": o.ServerArgs.Add(Next()); break;
+                case "--relaxed-args": o.RelaxedArgs = Next().Split(' ', StringSplitOptions.RemoveEmptyEntries); break;
+                case "--poll-ms": o.PollMs = (int)Positive(name, Next()); break;
+                case "--timeout-s": o.TimeoutSeconds = (int)Positive(name, Next()); break;
+                case "--no-sync": o.Sync = false; break;
+                default: throw new ArgumentException($"unknown option {name} (see --help)");
+            }
+        }
+
+        // The relaxed-durability variant runs right after ChunkUpload, whenever ChunkUpload runs.
+        if (o.RelaxedArgs is { Count: > 0 } && o.Targets.Contains(TargetNames.ChunkUpload) && !o.Targets.Contains(TargetNames.ChunkUploadRelaxed))
+        {
+            var list = o.Targets.ToList();
+            list.Insert(list.IndexOf(TargetNames.ChunkUpload) + 1, TargetNames.ChunkUploadRelaxed);
+            o.Targets = list;
+        }
+
+        return o;
+    }
+
+    private static long Positive(string name, string value)
+    {
+        var n = NonNegative(name, value);
+        return n > 0 ? n : throw new ArgumentException($"{name} must be > 0");
+    }
+
+    private static long NonNegative(string name, string value) =>
+        long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n)
+            ? n
+            : throw new ArgumentException($"{name}: '{value}' is not a non-negative integer");
+
+    private static int[] IntList(string name, string value, bool allowEmpty)
+    {
+        var items = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(v => (int)Positive(name, v))
+            .ToArray();
+        return items.Length > 0 || allowEmpty ? items : throw new ArgumentException($"{name} needs at least one value");
+    }
+
+    private static string[] TargetList(string value)
+    {
+        var items = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var item in items)
+        {
+            if (!TargetNames.All.Contains(item) && item != TargetNames.ChunkUploadRelaxed)
+            {
+                throw new ArgumentException($"unknown target '{item}'; known: {string.Join(',', TargetNames.All)}");
+            }
+        }
+
+        return items.Length > 0 ? items : throw new ArgumentException("--targets needs at least one target");
+    }
+}
+
+internal static class TargetNames
+{
+    public const string ChunkUpload = "chunkupload";
+    public const string ChunkUploadRelaxed = "chunkupload-relaxed";
+    public const string Raw = "raw";
+    public const string RawFsync = "raw-fsync";
+    public const string Tus = "tus";
+    public const string Baseline = "baseline";
+
+    public static readonly string[] All = [ChunkUpload, Raw, RawFsync, Tus, Baseline];
+
+    public static string Display(string target) => target switch
+    {
+        ChunkUpload => "ChunkUpload",
+        ChunkUploadRelaxed => "ChunkUpload (relaxed)",
+        Raw => "raw Kestrel PUT",
+        RawFsync => "raw Kestrel PUT+fsync",
+        Tus => "@tus/server 2.4.5",
+        Baseline => "resumable.js baseline",
+        _ => target,
+    };
+}

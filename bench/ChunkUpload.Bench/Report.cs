@@ -1,0 +1,150 @@
+using System.Globalization;
+using System.Text;
+
+namespace ChunkUpload.Bench;
+
+internal sealed record TestGetResult(long StoredChunks, long ChunkBytes, double StoreChunksPerSecond, double[] LatenciesMs, int WrongAnswers);
+
+internal static class Stats
+{
+    public static double Median(IReadOnlyCollection<double> values) => Percentile(values, 50);
+
+    /// <summary>Nearest-rank percentile (p99 of 10,000 samples is the 9,900th smallest); the median interpolates.</summary>
+    public static double Percentile(IReadOnlyCollection<double> values, double p)
+    {
+        if (values.Count == 0)
+        {
+            return double.NaN;
+        }
+
+        var sorted = values.Order().ToArray();
+        if (p == 50)
+        {
+            var mid = sorted.Length / 2;
+            return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+        }
+
+        var rank = (int)Math.Ceiling(p / 100 * sorted.Length);
+        return sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)];
+    }
+}
+
+/// <summary>Renders the results as a markdown table (also readable in a terminal).</summary>
+internal sealed class Report
+{
+    private const double MiB = 1024 * 1024;
+    private readonly BenchOptions _o;
+
+    public Report(BenchOptions options) => _o = options;
+
+    public TestGetResult? TestGet { get; set; }
+
+    public string Render(IReadOnlyList<RunResult> results, IReadOnlyList<string> notes)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine(Inv($"## ChunkUpload benchmark: {_o.SizeMiB} MiB file, {_o.Inflight} chunks in flight, {_o.Runs} runs per target, interleaved"));
+        sb.AppendLine();
+        sb.AppendLine(Inv($"{Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC. Cells: median (min-max). \"CU / target\": ChunkUpload's MiB/s divided by the target's, per interleaved run."));
+
+        foreach (var chunk in results.Where(r => r.Scenario == "main").Select(r => r.ChunkBytes).Distinct())
+        {
+            var main = results.Where(r => r.Scenario == "main" && r.ChunkBytes == chunk).ToList();
+            sb.AppendLine();
+            sb.AppendLine(Inv($"### {chunk / MiB:0.##} MiB chunks"));
+            sb.AppendLine();
+            sb.AppendLine("| target | MiB/s | CU / target | tail ms | peak RSS MiB |");
+            sb.AppendLine("| --- | --- | --- | --- | --- |");
+            var cu = main.Where(r => r.Target == TargetNames.ChunkUpload).ToDictionary(r => r.Run, r => r.MiBps);
+            foreach (var target in main.Select(r => r.Target).Distinct())
+            {
+                var rows = main.Where(r => r.Target == target).ToList();
+                var ratios = rows.Where(r => cu.ContainsKey(r.Run)).Select(r => cu[r.Run] / r.MiBps).ToList();
+                var hasTail = target is TargetNames.ChunkUpload or TargetNames.ChunkUploadRelaxed or TargetNames.Baseline;
+                var retries = rows.Sum(r => r.Retries);
+                sb.Append(Inv($"| {TargetNames.Display(target)}{(retries > 0 ? $" ({retries} retries)" : "")} "));
+                sb.Append(Inv($"| {Cell(rows.Select(r => r.MiBps).ToList(), "F0")} "));
+                sb.Append(target == TargetNames.ChunkUpload || ratios.Count == 0 ? "| 1 " : Inv($"| {Cell(ratios, "F2")} "));
+                sb.Append(hasTail ? Inv($"| {Cell(rows.Select(r => r.TailSeconds * 1000).ToList(), "F1")} ") : "| - ");
+                sb.AppendLine(Inv($"| {rows.Max(r => r.PeakRssBytes) / MiB:F0} |"));
+            }
+        }
+
+        var rss = results.Where(r => r.Scenario == "rss").ToList();
+        if (rss.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine(Inv($"### ChunkUpload peak RSS with {rss[0].Inflight} chunks in flight (one run each)"));
+            sb.AppendLine();
+            sb.AppendLine("| chunk size | MiB/s | peak RSS MiB |");
+            sb.AppendLine("| --- | --- | --- |");
+            foreach (var r in rss)
+            {
+                sb.AppendLine(Inv($"| {r.ChunkBytes / MiB:0.##} MiB | {r.MiBps:F0} | {r.PeakRssBytes / MiB:F0} |"));
+            }
+        }
+
+        var tail = results.Where(r => r.Scenario == "tail").ToList();
+        if (tail.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine(Inv($"### ChunkUpload tail by file size ({tail[0].ChunkBytes / MiB:0.##} MiB chunks, {tail[0].Inflight} in flight)"));
+            sb.AppendLine();
+            sb.AppendLine("| file MiB | MiB/s | tail ms | tail / smallest size's tail (medians) |");
+            sb.AppendLine("| --- | --- | --- | --- |");
+            var sizes = tail.Select(r => r.SizeBytes).Distinct().Order().ToList();
+            var smallest = Stats.Median(tail.Where(r => r.SizeBytes == sizes[0]).Select(r => r.TailSeconds).ToList());
+            foreach (var size in sizes)
+            {
+                var rows = tail.Where(r => r.SizeBytes == size).ToList();
+                var median = Stats.Median(rows.Select(r => r.TailSeconds).ToList());
+                sb.AppendLine(Inv($"| {size / MiB:F0} | {Cell(rows.Select(r => r.MiBps).ToList(), "F0")} | {Cell(rows.Select(r => r.TailSeconds * 1000).ToList(), "F1")} | {median / smallest:F2} |"));
+            }
+        }
+
+        if (TestGet is { } tg)
+        {
+            sb.AppendLine();
+            sb.AppendLine(Inv($"### ChunkUpload chunk test GET, session with {tg.StoredChunks:N0} stored chunks of {tg.ChunkBytes / 1024} KiB (one request at a time)"));
+            sb.AppendLine();
+            sb.AppendLine("| requests | p50 ms | p90 ms | p99 ms | max ms | wrong answers | storing the chunks, chunks/s |");
+            sb.AppendLine("| --- | --- | --- | --- | --- | --- | --- |");
+            var l = tg.LatenciesMs;
+            sb.AppendLine(Inv($"| {l.Length:N0} | {Stats.Percentile(l, 50):F3} | {Stats.Percentile(l, 90):F3} | {Stats.Percentile(l, 99):F3} | {l.Max():F3} | {tg.WrongAnswers} | {tg.StoreChunksPerSecond:F0} |"));
+        }
+
+        var small = results.Where(r => r.Scenario == "small").ToList();
+        if (small.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine(Inv($"### Many small files: {_o.SmallFiles:N0} files of {small[0].ChunkBytes / 1024} KiB, {small[0].Inflight} in flight"));
+            sb.AppendLine();
+            sb.AppendLine("| target | files/s | CU / target | peak RSS MiB |");
+            sb.AppendLine("| --- | --- | --- | --- |");
+            var cu = small.Where(r => r.Target == TargetNames.ChunkUpload).ToDictionary(r => r.Run, r => _o.SmallFiles / r.Seconds);
+            foreach (var target in small.Select(r => r.Target).Distinct())
+            {
+                var rows = small.Where(r => r.Target == target).ToList();
+                var ratios = rows.Where(r => cu.ContainsKey(r.Run)).Select(r => cu[r.Run] / (_o.SmallFiles / r.Seconds)).ToList();
+                sb.AppendLine(Inv($"| {TargetNames.Display(target)} | {Cell(rows.Select(r => _o.SmallFiles / r.Seconds).ToList(), "F0")} | {(target == TargetNames.ChunkUpload || ratios.Count == 0 ? "1" : Cell(ratios, "F2"))} | {rows.Max(r => r.PeakRssBytes) / MiB:F0} |"));
+            }
+        }
+
+        if (notes.Count > 0)
+        {
+            sb.AppendLine();
+            foreach (var note in notes)
+            {
+                sb.AppendLine(Inv($"- {note}"));
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    private static string Cell(List<double> values, string format) =>
+        values.Count == 1
+            ? values.First().ToString(format, CultureInfo.InvariantCulture)
+            : Inv($"{Stats.Median(values).ToString(format, CultureInfo.InvariantCulture)} ({values.Min().ToString(format, CultureInfo.InvariantCulture)}-{values.Max().ToString(format, CultureInfo.InvariantCulture)})");
+
+    private static string Inv(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# ChunkUpload benchmark (issue 4): builds everything in Release, installs the npm peers if needed,
+# then runs bench/ChunkUpload.Bench, which starts the servers on 127.0.0.1, uploads, prints the table
+# and stops exactly the processes it started. See bench/README.md.
+#
+#   bash bench/run.sh [--size-mib N] [--chunk-mib 8,1] [--inflight C] [--runs R] [more: --help]
+#
+# Environment: BENCH_ARTIFACTS  build output folder (default /tmp/chunkupload-bench-artifacts),
+#              BENCH_SKIP_BUILD=1 to reuse the last build.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bench="$repo/bench"
+artifacts="${BENCH_ARTIFACTS:-/tmp/chunkupload-bench-artifacts}"
+cd "$repo"
+
+if [[ ! -d "$bench/node_modules/@tus/server" || ! -d "$bench/node_modules/busboy" ]]; then
+  echo "installing the npm peers (npm ci --prefix bench)"
+  npm ci --prefix "$bench" --no-audit --no-fund
+fi
+
+build() {
+  echo "building $1 (Release, artifacts in $artifacts)"
+  if ! dotnet build -c Release "$1" --artifacts-path "$artifacts" -nologo -v quiet >"$artifacts.build.log" 2>&1; then
+    grep -E "error|Error" "$artifacts.build.log" | sort -u | head -20 >&2
+    echo "build of $1 failed (full log: $artifacts.build.log)" >&2
+    return 1
+  fi
+}
+
+if [[ "${BENCH_SKIP_BUILD:-0}" != "1" ]]; then
+  mkdir -p "$artifacts"
+  if [[ -d "$repo/src/ChunkUpload.Server" ]]; then
+    if ! build src/ChunkUpload.Server; then
+      # Never benchmark a stale server: without a fresh build only the peers can run.
+      rm -rf "$artifacts/bin/ChunkUpload.Server"
+      echo "warning: ChunkUpload.Server did not build; only --targets raw,raw-fsync,tus,baseline can run" >&2
+    fi
+  else
+    echo "warning: src/ChunkUpload.Server does not exist yet; only --targets raw,raw-fsync,tus,baseline can run" >&2
+  fi
+  build bench/RawPut || exit 1
+  build bench/ChunkUpload.Bench || exit 1
+fi
+
+mkdir -p "$bench/out"
+exec dotnet "$artifacts/bin/ChunkUpload.Bench/release/ChunkUpload.Bench.dll" \
+  --server-dll "$artifacts/bin/ChunkUpload.Server/release/ChunkUpload.Server.dll" \
+  --rawput-dll "$artifacts/bin/RawPut/release/RawPut.dll" \
+  --bench-dir "$bench" \
+  --results "$bench/out/results-$(date -u +%Y%m%dT%H%M%SZ).md" \
+  --relaxed-args "--Upload:FlushToDisk=false" \
+  "$@"
