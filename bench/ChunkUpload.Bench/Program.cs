@@ -23,6 +23,13 @@ Console.CancelKeyPress += (_, e) =>
     e.Cancel = true;
     cancel.Cancel();
 };
+using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+    System.Runtime.InteropServices.PosixSignal.SIGTERM,
+    context =>
+    {
+        context.Cancel = true;
+        cancel.Cancel();
+    });
 
 await using var runner = new Runner(options);
 return await runner.RunAsync(cancel.Token);

@@ -52,8 +52,8 @@ internal sealed class Report
             sb.AppendLine();
             sb.AppendLine(Inv($"### {chunk / MiB:0.##} MiB chunks"));
             sb.AppendLine();
-            sb.AppendLine("| target | MiB/s | CU / target | tail ms | peak RSS MiB |");
-            sb.AppendLine("| --- | --- | --- | --- | --- |");
+            sb.AppendLine("| target | MiB/s | CU / target | tail ms | peak RSS MiB | CPU cores server / client |");
+            sb.AppendLine("| --- | --- | --- | --- | --- | --- |");
             var cu = main.Where(r => r.Target == TargetNames.ChunkUpload).ToDictionary(r => r.Run, r => r.MiBps);
             foreach (var target in main.Select(r => r.Target).Distinct())
             {
@@ -65,7 +65,7 @@ internal sealed class Report
                 sb.Append(Inv($"| {Cell(rows.Select(r => r.MiBps).ToList(), "F0")} "));
                 sb.Append(target == TargetNames.ChunkUpload || ratios.Count == 0 ? "| 1 " : Inv($"| {Cell(ratios, "F2")} "));
                 sb.Append(hasTail ? Inv($"| {Cell(rows.Select(r => r.TailSeconds * 1000).ToList(), "F1")} ") : "| - ");
-                sb.AppendLine(Inv($"| {rows.Max(r => r.PeakRssBytes) / MiB:F0} |"));
+                sb.AppendLine(Inv($"| {rows.Max(r => r.PeakRssBytes) / MiB:F0} | {Cores(rows)} |"));
             }
         }
 
@@ -75,11 +75,11 @@ internal sealed class Report
             sb.AppendLine();
             sb.AppendLine(Inv($"### ChunkUpload peak RSS with {rss[0].Inflight} chunks in flight (one run each)"));
             sb.AppendLine();
-            sb.AppendLine("| chunk size | MiB/s | peak RSS MiB |");
-            sb.AppendLine("| --- | --- | --- |");
+            sb.AppendLine("| chunk size | MiB/s | peak RSS MiB | CPU cores server / client |");
+            sb.AppendLine("| --- | --- | --- | --- |");
             foreach (var r in rss)
             {
-                sb.AppendLine(Inv($"| {r.ChunkBytes / MiB:0.##} MiB | {r.MiBps:F0} | {r.PeakRssBytes / MiB:F0} |"));
+                sb.AppendLine(Inv($"| {r.ChunkBytes / MiB:0.##} MiB | {r.MiBps:F0} | {r.PeakRssBytes / MiB:F0} | {Cores([r])} |"));
             }
         }
 
@@ -118,16 +118,18 @@ internal sealed class Report
             sb.AppendLine();
             sb.AppendLine(Inv($"### Many small files: {_o.SmallFiles:N0} files of {small[0].ChunkBytes / 1024} KiB, {small[0].Inflight} in flight"));
             sb.AppendLine();
-            sb.AppendLine("| target | files/s | CU / target | peak RSS MiB |");
-            sb.AppendLine("| --- | --- | --- | --- |");
+            sb.AppendLine("| target | files/s | CU / target | peak RSS MiB | CPU cores server / client |");
+            sb.AppendLine("| --- | --- | --- | --- | --- |");
             var cu = small.Where(r => r.Target == TargetNames.ChunkUpload).ToDictionary(r => r.Run, r => _o.SmallFiles / r.Seconds);
             foreach (var target in small.Select(r => r.Target).Distinct())
             {
                 var rows = small.Where(r => r.Target == target).ToList();
                 var ratios = rows.Where(r => cu.ContainsKey(r.Run)).Select(r => cu[r.Run] / (_o.SmallFiles / r.Seconds)).ToList();
-                sb.AppendLine(Inv($"| {TargetNames.Display(target)} | {Cell(rows.Select(r => _o.SmallFiles / r.Seconds).ToList(), "F0")} | {(target == TargetNames.ChunkUpload || ratios.Count == 0 ? "1" : Cell(ratios, "F2"))} | {rows.Max(r => r.PeakRssBytes) / MiB:F0} |"));
+                sb.AppendLine(Inv($"| {TargetNames.Display(target)} | {Cell(rows.Select(r => _o.SmallFiles / r.Seconds).ToList(), "F0")} | {(target == TargetNames.ChunkUpload || ratios.Count == 0 ? "1" : Cell(ratios, "F2"))} | {rows.Max(r => r.PeakRssBytes) / MiB:F0} | {Cores(rows)} |"));
             }
         }
+
+        RenderTargets(sb, results);
 
         if (notes.Count > 0)
         {
@@ -140,6 +142,87 @@ internal sealed class Report
 
         return sb.ToString();
     }
+
+    /// <summary>Issue 4's targets against this run's medians (they are defined for a 1 GiB file and 5 runs).</summary>
+    private void RenderTargets(StringBuilder sb, IReadOnlyList<RunResult> results)
+    {
+        var rows = new List<(string Target, string Measured, bool Met)>();
+
+        double? Ratio(long chunk, string peer)
+        {
+            var main = results.Where(r => r.Scenario == "main" && r.ChunkBytes == chunk).ToList();
+            var cu = main.Where(r => r.Target == TargetNames.ChunkUpload).ToDictionary(r => r.Run, r => r.MiBps);
+            var ratios = main.Where(r => r.Target == peer && cu.ContainsKey(r.Run)).Select(r => cu[r.Run] / r.MiBps).ToList();
+            return ratios.Count > 0 ? Stats.Median(ratios) : null;
+        }
+
+        void Add(string target, double? value, string format, Func<double, bool> met)
+        {
+            if (value is { } v)
+            {
+                rows.Add((target, v.ToString(format, CultureInfo.InvariantCulture), met(v)));
+            }
+        }
+
+        const long Chunk8 = 8 * 1024 * 1024;
+        const long Chunk1 = 1024 * 1024;
+        Add("8 MiB chunks: ChunkUpload / raw Kestrel PUT >= 0.85", Ratio(Chunk8, TargetNames.Raw), "F2", v => v >= 0.85);
+        Add("8 MiB chunks: ChunkUpload / @tus/server >= 1.5", Ratio(Chunk8, TargetNames.Tus), "F2", v => v >= 1.5);
+        Add("1 MiB chunks: ChunkUpload / @tus/server >= 2", Ratio(Chunk1, TargetNames.Tus), "F2", v => v >= 2);
+
+        var cuMain = results.Where(r => r.Scenario == "main" && r.Target == TargetNames.ChunkUpload).ToList();
+        if (cuMain.Count > 0)
+        {
+            Add(Inv($"tail < 100 ms ({_o.SizeMiB} MiB file, median, worst chunk size)"),
+                cuMain.GroupBy(r => r.ChunkBytes).Max(g => Stats.Median(g.Select(r => r.TailSeconds * 1000).ToList())), "F1", v => v < 100);
+        }
+
+        var tail = results.Where(r => r.Scenario == "tail").ToList();
+        var sizes = tail.Select(r => r.SizeBytes).Distinct().Order().ToList();
+        if (sizes.Count > 1)
+        {
+            double TailOf(long size) => Stats.Median(tail.Where(r => r.SizeBytes == size).Select(r => r.TailSeconds).ToList());
+            Add(Inv($"tail at {sizes[^1] / MiB:F0} MiB <= 1.5 x tail at {sizes[0] / MiB:F0} MiB"), TailOf(sizes[^1]) / TailOf(sizes[0]), "F2", v => v <= 1.5);
+        }
+
+        var rss = results.Where(r => r.Scenario == "rss").ToList();
+        if (rss.Count > 0)
+        {
+            Add(Inv($"peak RSS < 150 MiB with {rss[0].Inflight} in flight (MiB)"), rss.Max(r => r.PeakRssBytes) / MiB, "F0", v => v < 150);
+        }
+
+        if (TestGet is { } tg)
+        {
+            Add(Inv($"chunk test GET p99 < 2 ms ({tg.StoredChunks:N0} stored chunks)"), Stats.Percentile(tg.LatenciesMs, 99), "F3", v => v < 2);
+        }
+
+        var small = results.Where(r => r.Scenario == "small").ToList();
+        var cuSmall = small.Where(r => r.Target == TargetNames.ChunkUpload).ToDictionary(r => r.Run, r => r.Seconds);
+        var smallRatios = small.Where(r => r.Target == TargetNames.Tus && cuSmall.ContainsKey(r.Run)).Select(r => r.Seconds / cuSmall[r.Run]).ToList();
+        if (smallRatios.Count > 0)
+        {
+            Add("small files: ChunkUpload files/s / @tus/server files/s >= 1", Stats.Median(smallRatios), "F2", v => v >= 1);
+        }
+
+        if (rows.Count == 0)
+        {
+            return;
+        }
+
+        sb.AppendLine();
+        sb.AppendLine("### Issue 4 targets (set for a 1 GiB file, 4 in flight, 5 runs; smaller runs are indicative only)");
+        sb.AppendLine();
+        sb.AppendLine("| target | this run | |");
+        sb.AppendLine("| --- | --- | --- |");
+        foreach (var (target, measured, met) in rows)
+        {
+            sb.AppendLine(Inv($"| {target} | {measured} | {(met ? "met" : "missed")} |"));
+        }
+    }
+
+    /// <summary>Median CPU seconds per wall-clock second of the server and of the client (2.00 = both cores busy).</summary>
+    private static string Cores(List<RunResult> rows) =>
+        Inv($"{Stats.Median(rows.Select(r => r.ServerCpuSeconds / r.Seconds).ToList()):F2} / {Stats.Median(rows.Select(r => r.ClientCpuSeconds / r.Seconds).ToList()):F2}");
 
     private static string Cell(List<double> values, string format) =>
         values.Count == 1

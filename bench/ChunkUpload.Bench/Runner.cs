@@ -10,7 +10,7 @@ namespace ChunkUpload.Bench;
 /// <summary>One measured upload of one target.</summary>
 internal sealed record RunResult(
     string Scenario, string Target, long SizeBytes, long ChunkBytes, int Inflight, int Run,
-    double Seconds, double TailSeconds, long PeakRssBytes, int Retries)
+    double Seconds, double TailSeconds, long PeakRssBytes, int Retries, double ServerCpuSeconds, double ClientCpuSeconds)
 {
     public double MiBps => SizeBytes / 1048576.0 / Seconds;
 }
@@ -36,6 +36,9 @@ internal sealed class Runner : IAsyncDisposable
     {
         _o = options;
         _report = new Report(options);
+
+        // However the benchmark ends (SIGTERM included), the servers it started go with it.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => StopServers();
     }
 
     private HttpClient Http => _http ?? throw new InvalidOperationException("not started");
@@ -264,6 +267,7 @@ internal sealed class Runner : IAsyncDisposable
         var server = _servers[target];
         var before = Snapshot(server.Storage);
         ResetRss(server);
+        var cpu = CpuMark.Start(server);
         var id = $"bench-{Guid.NewGuid():N}";
         UploadTiming timing;
         string? storedPath = null;
@@ -289,6 +293,7 @@ internal sealed class Runner : IAsyncDisposable
                 throw new BenchException($"unknown target {target}");
         }
 
+        var (serverCpu, clientCpu) = cpu.Stop();
         var rss = server.PeakRssBytes();
         if (storedPath is not null)
         {
@@ -301,7 +306,7 @@ internal sealed class Runner : IAsyncDisposable
 
         DeleteNew(server.Storage, before);
         SyncDisk();
-        return new RunResult(scenario, target, size, chunk, inflight, run, timing.Seconds, timing.TailSeconds, rss, timing.Retries);
+        return new RunResult(scenario, target, size, chunk, inflight, run, timing.Seconds, timing.TailSeconds, rss, timing.Retries, serverCpu, clientCpu);
     }
 
     private void CheckServerSha(string target, string? reported, string expected)
@@ -422,6 +427,7 @@ internal sealed class Runner : IAsyncDisposable
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(Bound);
         var next = -1;
+        var cpu = CpuMark.Start(server);
         var start = Stopwatch.GetTimestamp();
         await Task.WhenAll(Enumerable.Range(0, _o.Inflight).Select(_ => Task.Run(
             async () =>
@@ -445,6 +451,7 @@ internal sealed class Runner : IAsyncDisposable
             },
             timeout.Token)));
         var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        var (serverCpu, clientCpu) = cpu.Stop();
         var rss = server.PeakRssBytes();
 
         if (target == TargetNames.ChunkUpload)
@@ -459,7 +466,7 @@ internal sealed class Runner : IAsyncDisposable
 
         DeleteNew(server.Storage, before);
         SyncDisk();
-        return new RunResult("small", target, bytes * _o.SmallFiles, bytes, _o.Inflight, run, seconds, 0, rss, 0);
+        return new RunResult("small", target, bytes * _o.SmallFiles, bytes, _o.Inflight, run, seconds, 0, rss, 0, serverCpu, clientCpu);
     }
 
     private void ResetRss(ServerProcess server)
@@ -483,6 +490,7 @@ internal sealed class Runner : IAsyncDisposable
             return;
         }
 
+        // Best effort: the server may still be tidying its own files (e.g. removing a finished session) meanwhile.
         foreach (var file in Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).ToList())
         {
             var name = Path.GetFileName(file);
@@ -491,15 +499,30 @@ internal sealed class Runner : IAsyncDisposable
                 || name.EndsWith(".lock", StringComparison.OrdinalIgnoreCase);
             if (!before.Contains(file) && !keep)
             {
-                File.Delete(file);
+                Try(() => File.Delete(file));
             }
         }
 
         foreach (var dir in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories).OrderByDescending(d => d.Length).ToList())
         {
-            if (!before.Contains(dir) && !Directory.EnumerateFileSystemEntries(dir).Any())
+            Try(() =>
             {
-                Directory.Delete(dir);
+                if (!before.Contains(dir) && !Directory.EnumerateFileSystemEntries(dir).Any())
+                {
+                    Directory.Delete(dir);
+                }
+            });
+        }
+
+        static void Try(Action action)
+        {
+            try
+            {
+                action();
+            }
+            catch (IOException)
+            {
+                // gone already, or refilled by the server: left for the end of the benchmark
             }
         }
     }
@@ -522,12 +545,20 @@ internal sealed class Runner : IAsyncDisposable
     private static void Log(string message) =>
         Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}");
 
+    private void StopServers()
+    {
+        lock (_servers)
+        {
+            foreach (var server in _servers.Values.Distinct())
+            {
+                server.Dispose();
+            }
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
-        foreach (var server in _servers.Values.Distinct())
-        {
-            server.Dispose();
-        }
+        StopServers();
 
         _http?.Dispose();
         _sourceHandle?.Dispose();
@@ -543,6 +574,26 @@ internal sealed class Runner : IAsyncDisposable
             }
         }
     }
+}
+
+/// <summary>CPU seconds used by the server and by this client between Start and Stop.</summary>
+internal readonly struct CpuMark
+{
+    private readonly ServerProcess _server;
+    private readonly TimeSpan _server0;
+    private readonly TimeSpan _client0;
+
+    private CpuMark(ServerProcess server)
+    {
+        _server = server;
+        _server0 = server.CpuTime();
+        _client0 = Process.GetCurrentProcess().TotalProcessorTime;
+    }
+
+    public static CpuMark Start(ServerProcess server) => new(server);
+
+    public (double Server, double Client) Stop() =>
+        ((_server.CpuTime() - _server0).TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - _client0).TotalSeconds);
 }
 
 internal static class ResultJson

@@ -12,6 +12,7 @@ namespace ChunkUpload.Bench;
 internal sealed class ServerProcess : IDisposable
 {
     private readonly Process _process;
+    private bool _disposed;
 
     private ServerProcess(string name, Process process, int port, string storage, string logPath)
     {
@@ -106,6 +107,16 @@ internal sealed class ServerProcess : IDisposable
         }
     }
 
+    /// <summary>CPU time (user + system) the server has used so far, from /proc/PID/stat.</summary>
+    public TimeSpan CpuTime()
+    {
+        // Fields after the parenthesised command name: state is field 3, utime 14 and stime 15 (clock ticks of 1/100 s).
+        var stat = File.ReadAllText($"/proc/{Pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        return TimeSpan.FromMilliseconds(ticks * 10);
+    }
+
     /// <summary>Peak resident set size in bytes since start or the last reset (VmHWM).</summary>
     public long PeakRssBytes() => ReadStatusKiB("VmHWM:") * 1024;
 
@@ -124,8 +135,15 @@ internal sealed class ServerProcess : IDisposable
         return 0;
     }
 
+    /// <summary>Kills this server (its own PID only) and waits for it; safe to call more than once.</summary>
     public void Dispose()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
         try
         {
             if (!_process.HasExited)
