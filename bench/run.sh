@@ -48,6 +48,6 @@ exec dotnet "$artifacts/bin/ChunkUpload.Bench/release/ChunkUpload.Bench.dll" \
   --server-dll "$artifacts/bin/ChunkUpload.Server/release/ChunkUpload.Server.dll" \
   --rawput-dll "$artifacts/bin/RawPut/release/RawPut.dll" \
   --bench-dir "$bench" \
-  --results "$bench/out/results-$(date -u +%Y%m%dT%H%M%SZ).md" \
+  --results "$bench/out/results-$(date -u +%Y%m%dT%H%M%SZ)-$$.md" \
   --relaxed-args "--Upload:FlushToDisk=false" \
   "$@"

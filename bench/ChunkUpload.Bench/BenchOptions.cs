@@ -15,6 +15,8 @@ internal sealed class BenchOptions
           --runs R                measured runs per target and chunk size (default 5)
           --warmup W              unrecorded warm-up rounds per chunk size, 64 MiB at most (default 1)
           --targets LIST          any of chunkupload,raw,raw-fsync,tus,baseline (default: all)
+          --test-chunks           resumable clients send a test GET before every chunk, as resumable.js
+                                  does by default (testChunks: true); off by default
 
         Extra measurements (0 or empty switches one off)
           --rss-inflight N        one ChunkUpload upload per chunk size with N in flight, peak RSS (default 8)
@@ -67,6 +69,7 @@ internal sealed class BenchOptions
     public int PollMs { get; private set; } = 2;
     public int TimeoutSeconds { get; private set; } = 600;
     public bool Sync { get; private set; } = true;
+    public bool TestChunks { get; private set; }
     public bool Help { get; private set; }
 
     public static BenchOptions Parse(string[] args)
@@ -104,6 +107,7 @@ internal sealed class BenchOptions
                 case "--poll-ms": o.PollMs = (int)Positive(name, Next()); break;
                 case "--timeout-s": o.TimeoutSeconds = (int)Positive(name, Next()); break;
                 case "--no-sync": o.Sync = false; break;
+                case "--test-chunks": o.TestChunks = true; break;
                 default: throw new ArgumentException($"unknown option {name} (see --help)");
             }
         }

@@ -15,8 +15,8 @@ internal sealed record UploadTiming(double Seconds, double TailSeconds, string? 
 /// <summary>
 /// Sends a file the way resumable.js 1.1.0 does with its defaults (../shared/PROTOCOLS.md section 2):
 /// multipart/form-data POSTs whose nine resumable* fields precede the <c>file</c> part and are repeated
-/// in the query string, <c>simultaneousUploads</c> chunks in flight, chunks taken in order. Chunk tests
-/// are not sent before uploads (as with <c>testChunks: false</c>); they are measured on their own.
+/// in the query string, <c>simultaneousUploads</c> chunks in flight, chunks taken in order. A test GET
+/// precedes each chunk only when asked (resumable.js's <c>testChunks</c>); they are also measured on their own.
 /// </summary>
 internal sealed class ResumableClient
 {
@@ -29,11 +29,14 @@ internal sealed class ResumableClient
     private readonly int _pollMs;
     private readonly string _boundary = "----ChunkUploadBench" + Convert.ToHexString(RandomNumberGenerator.GetBytes(8));
 
-    public ResumableClient(HttpClient http, Uri baseUri, int pollMs)
+    private readonly bool _testChunks;
+
+    public ResumableClient(HttpClient http, Uri baseUri, int pollMs, bool testChunks = false)
     {
         _http = http;
         _baseUri = baseUri;
         _pollMs = pollMs;
+        _testChunks = testChunks;
     }
 
     /// <summary>resumable.js geometry: max(floor(size/chunk), 1) chunks, the last one runs to the end of the file.</summary>
@@ -73,8 +76,12 @@ internal sealed class ResumableClient
                     return;
                 }
 
-                var used = await PostChunkAsync(file, number, size, chunkSize, identifier, fileName, ct);
-                Interlocked.Add(ref retries, used);
+                // resumable.js's testChunks: a 200/201 answer means the chunk is there already.
+                if (!_testChunks || await TestChunkAsync(number, size, chunkSize, identifier, fileName, ct) is not (HttpStatusCode.OK or HttpStatusCode.Created))
+                {
+                    Interlocked.Add(ref retries, await PostChunkAsync(file, number, size, chunkSize, identifier, fileName, ct));
+                }
+
                 var now = Stopwatch.GetTimestamp();
                 long seen;
                 while ((seen = Interlocked.Read(ref lastAck)) < now && Interlocked.CompareExchange(ref lastAck, now, seen) != seen)

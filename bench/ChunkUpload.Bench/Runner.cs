@@ -31,6 +31,7 @@ internal sealed class Runner : IAsyncDisposable
     private SafeFileHandle? _sourceHandle;
     private bool _rssResettable = true;
     private bool _shaMissingNoted;
+    private bool _failed;
 
     public Runner(BenchOptions options)
     {
@@ -67,6 +68,7 @@ internal sealed class Runner : IAsyncDisposable
         catch (Exception e) when (e is BenchException or HttpRequestException or OperationCanceledException or IOException or InvalidOperationException or TimeoutException)
         {
             exitCode = 1;
+            _failed = true;
             _notes.Add($"FAILED: {e.GetType().Name}: {e.Message}");
             await Console.Error.WriteLineAsync($"benchmark failed: {e}");
             foreach (var server in _servers.Values)
@@ -274,7 +276,7 @@ internal sealed class Runner : IAsyncDisposable
         switch (target)
         {
             case TargetNames.ChunkUpload or TargetNames.ChunkUploadRelaxed:
-                timing = await new ResumableClient(Http, server.BaseUri, _o.PollMs).UploadAsync(SourceHandle, size, chunk, inflight, id, FileName, Bound, ct);
+                timing = await new ResumableClient(Http, server.BaseUri, _o.PollMs, _o.TestChunks).UploadAsync(SourceHandle, size, chunk, inflight, id, FileName, Bound, ct);
                 CheckServerSha(target, timing.ServerSha256, Source.Sha256OfPrefix(size));
                 break;
             case TargetNames.Raw or TargetNames.RawFsync:
@@ -286,7 +288,7 @@ internal sealed class Runner : IAsyncDisposable
                 storedPath = Path.Combine(server.Storage, tusId);
                 break;
             case TargetNames.Baseline:
-                timing = await new ResumableClient(Http, server.BaseUri, _o.PollMs).UploadAsync(SourceHandle, size, chunk, inflight, id, FileName, Bound, ct);
+                timing = await new ResumableClient(Http, server.BaseUri, _o.PollMs, _o.TestChunks).UploadAsync(SourceHandle, size, chunk, inflight, id, FileName, Bound, ct);
                 storedPath = Path.Combine(server.Storage, "files", $"{id}-benchbin");
                 break;
             default:
@@ -566,7 +568,27 @@ internal sealed class Runner : IAsyncDisposable
         {
             try
             {
-                Directory.Delete(_o.WorkDir, recursive: true);
+                if (_failed)
+                {
+                    // Keep the server logs for the post-mortem, drop the bulky data.
+                    foreach (var entry in Directory.EnumerateFileSystemEntries(_o.WorkDir).Where(e => Path.GetFileName(e) != "logs"))
+                    {
+                        if (Directory.Exists(entry))
+                        {
+                            Directory.Delete(entry, recursive: true);
+                        }
+                        else
+                        {
+                            File.Delete(entry);
+                        }
+                    }
+
+                    await Console.Error.WriteLineAsync($"server logs kept in {Path.Combine(_o.WorkDir, "logs")}");
+                }
+                else
+                {
+                    Directory.Delete(_o.WorkDir, recursive: true);
+                }
             }
             catch (IOException e)
             {
