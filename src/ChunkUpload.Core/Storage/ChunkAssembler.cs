@@ -212,7 +212,7 @@ public sealed class ChunkAssembler
             BitConverter.TryWriteBytes(records.AsSpan((i * 16) + 8), done[i].Range.Length);
         }
 
-        using var journal = new FileStream(session.JournalPath, FileMode.Append, FileAccess.Write, FileShare.Read, 1);
+        using var journal = new FileStream(session.JournalPath, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read, 1);
         // A torn record from an earlier crash would misalign everything after it: start at a record boundary.
         if (journal.Length % 16 != 0)
             journal.SetLength(journal.Length - (journal.Length % 16));

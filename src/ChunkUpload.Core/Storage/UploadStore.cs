@@ -127,9 +127,6 @@ public sealed class UploadStore
     {
         var geometry = Validate(chunk);
         var range = geometry.RangeOf(chunk.ChunkNumber);
-        if (chunk.CurrentChunkSize is { } declared && declared != range.Length)
-            throw new UploadException(UploadErrors.ChunkSizeMismatch,
-                $"Chunk {chunk.ChunkNumber} of a {geometry.TotalSize}-byte file with chunk size {geometry.ChunkSize} is {range.Length} bytes long, but the request says {declared}.");
 
         var session = await GetOrCreateSessionAsync(owner, chunk, geometry, cancellationToken);
 
@@ -163,14 +160,18 @@ public sealed class UploadStore
             try
             {
                 File.Move(temp, target);
+                if (_options.FlushToDisk)
+                    NativeFileSystem.FlushDirectory(session.ChunksDirectory);
             }
             catch (DirectoryNotFoundException)
             {
-                throw Deleted(chunk.Identifier);
+                // The chunks folder goes away when the upload completes or is deleted while this chunk arrived.
+                TryDelete(temp);
+                if (session.Deleted)
+                    throw Deleted(chunk.Identifier);
+                CoreLog.ChunkDuplicate(_logger, chunk.Identifier, chunk.ChunkNumber);
+                return Receipt(session, chunk.ChunkNumber, duplicate: true);
             }
-
-            if (_options.FlushToDisk)
-                NativeFileSystem.FlushDirectory(session.ChunksDirectory);
         }
         catch (IOException ex) when (NativeFileSystem.IsDiskFull(ex))
         {
@@ -331,7 +332,10 @@ public sealed class UploadStore
         ValidateName(chunk.FileName, "file name", required: true);
         ValidateName(chunk.RelativePath, "relative path", required: false);
         var geometry = ChunkGeometry.Create(chunk.TotalSize, chunk.ChunkSize, chunk.TotalChunks, _options);
-        geometry.RangeOf(chunk.ChunkNumber);
+        var range = geometry.RangeOf(chunk.ChunkNumber);
+        if (chunk.CurrentChunkSize is { } declared && declared != range.Length)
+            throw new UploadException(UploadErrors.ChunkSizeMismatch,
+                $"Chunk {chunk.ChunkNumber} of a {geometry.TotalSize}-byte file with chunk size {geometry.ChunkSize} is {range.Length} bytes long, but the request says {declared}.");
         return geometry;
     }
 

@@ -64,7 +64,7 @@ public static class ResumableApi
 
         var receipt = ChunkBody.IsMultipart(context.Request)
             ? await ChunkBody.ReadMultipartAsync(context.Request, bag, FileField, Store, token)
-            : await Store(context.Request.Body);
+            : await Store(new RequestBodyStream(context.Request.Body, token));
         return TypedResults.Ok(new ChunkAck(receipt.Identifier, receipt.ChunkNumber, receipt.ReceivedChunks, receipt.TotalChunks, receipt.State));
     }
 

@@ -43,26 +43,40 @@ public static class ChunkBody
             || HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value is not { Length: > 0 and <= 200 } boundary)
             throw new UploadException(UploadErrors.MalformedMultipart, "The multipart Content-Type has no valid boundary.");
 
-        var reader = new MultipartReader(boundary, request.Body, MultipartBufferSize)
+        var body = new RequestBodyStream(request.Body, request.HttpContext.RequestAborted);
+        var reader = new MultipartReader(boundary, body, MultipartBufferSize)
         {
             HeadersCountLimit = 16,
             HeadersLengthLimit = 16 * 1024,
         };
-        while (await reader.ReadNextSectionAsync(cancellationToken) is { } section)
+        while (await NextSectionAsync(reader, body, cancellationToken) is { } section)
         {
             if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
                 || !disposition.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase))
                 throw new UploadException(UploadErrors.MalformedMultipart, "A multipart part has no form-data Content-Disposition.");
             string name = HeaderUtilities.RemoveQuotes(disposition.Name).Value ?? "";
             if (name == fileField)
-                return await onFile(section.Body);
+                return await onFile(new RequestBodyStream(section.Body, request.HttpContext.RequestAborted));
             if (disposition.FileName.HasValue || disposition.FileNameStar.HasValue)
                 throw new UploadException(UploadErrors.MalformedMultipart,
                     $"Unexpected file part '{ParameterBag.Truncate(name)}'; the chunk must be in the part named '{fileField}'.");
-            bag.Add(name, await ReadFieldAsync(section.Body, name, cancellationToken));
+            bag.Add(name, await ReadFieldAsync(new RequestBodyStream(section.Body, request.HttpContext.RequestAborted), name, cancellationToken));
         }
 
         throw new UploadException(UploadErrors.MissingFilePart, $"The multipart body has no part named '{fileField}' holding the chunk.");
+    }
+
+    // The reader itself throws IOException for framing that ends early; that is the client's fault, not the disk's.
+    private static async Task<MultipartSection?> NextSectionAsync(MultipartReader reader, RequestBodyStream body, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await reader.ReadNextSectionAsync(cancellationToken);
+        }
+        catch (IOException ex) when (ex is not BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge })
+        {
+            throw body.Translate(ex);
+        }
     }
 
     private static async Task<string> ReadFieldAsync(Stream body, string name, CancellationToken cancellationToken)
