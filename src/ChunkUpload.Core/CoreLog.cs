@@ -31,6 +31,9 @@ internal static partial class CoreLog
     [LoggerMessage(EventId = 1009, Level = LogLevel.Error, Message = "Upload {Identifier} failed: {Reason}")]
     public static partial void UploadFailed(ILogger logger, string identifier, string reason);
 
+    [LoggerMessage(EventId = 1011, Level = LogLevel.Information, Message = "Sweep removed {Expired} idle uploads, {Retired} completed files past retention, {Orphans} orphaned files")]
+    public static partial void Swept(ILogger logger, int expired, int retired, int orphans);
+
     [LoggerMessage(EventId = 1010, Level = LogLevel.Information, Message = "Upload {Identifier} recovered after restart: completed file moved into place")]
     public static partial void CompletionRecovered(ILogger logger, string identifier);
 }

@@ -48,3 +48,9 @@ public static class UploadStates
     public const string Complete = "complete";
     public const string Failed = "failed";
 }
+
+/// <summary>What one sweep removed.</summary>
+public sealed record SweepResult(int ExpiredUploads, int RetiredFiles, int OrphanedFiles)
+{
+    public int Total => ExpiredUploads + RetiredFiles + OrphanedFiles;
+}

@@ -54,6 +54,18 @@ public sealed class UploadOptions
     [Range(1, 64)]
     public int AssemblyWorkers { get; set; } = 2;
 
+    /// <summary>An unfinished upload with no chunk for this long is removed (7 days: the resume window Fine Uploader assumes).</summary>
+    public TimeSpan IdleExpiry { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>When set, completed files are removed this long after completion; by default they are kept.</summary>
+    public TimeSpan? CompletedRetention { get; set; }
+
+    /// <summary>Temp files and orphaned files older than this are removed by the sweeper.</summary>
+    public TimeSpan TempFileMaxAge { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>How often the sweeper runs.</summary>
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>Resolved absolute storage root.</summary>
     public string ResolveStorageRoot() => Path.GetFullPath(StorageRoot);
 }

@@ -161,6 +161,7 @@ public sealed class ChunkAssembler
                     session.Received.Add(r.Offset, r.Length);
                 foreach (var p in session.Pending)
                     session.Received.Add(p.Range.Offset, p.Range.Length);
+                session.RecountReceivedChunks();
             }
         }
 

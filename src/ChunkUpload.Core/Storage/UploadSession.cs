@@ -69,10 +69,17 @@ internal sealed class UploadSession
         return State == SessionState.Complete || Received.Contains(range.Offset, range.Length);
     }
 
-    public int CountReceivedChunks()
+    /// <summary>Chunks stored in full, kept up to date by whoever changes <see cref="Received"/> (under Sync).</summary>
+    public int ReceivedChunkCount { get; set; }
+
+    /// <summary>Last time a chunk arrived (or the session was loaded), for expiry.</summary>
+    public DateTimeOffset LastActivity { get; set; }
+
+    public int CountReceivedChunks() => State == SessionState.Complete ? Geometry.TotalChunks : ReceivedChunkCount;
+
+    /// <summary>Recomputes <see cref="ReceivedChunkCount"/> from <see cref="Received"/>; O(chunks), for load and repair.</summary>
+    public void RecountReceivedChunks()
     {
-        if (State == SessionState.Complete)
-            return Geometry.TotalChunks;
         int count = 0;
         for (int n = 1; n <= Geometry.TotalChunks; n++)
         {
@@ -80,6 +87,6 @@ internal sealed class UploadSession
                 count++;
         }
 
-        return count;
+        ReceivedChunkCount = count;
     }
 }

@@ -201,8 +201,11 @@ public sealed class UploadStore
             else
             {
                 session.Received.Add(range.Offset, range.Length);
+                session.ReceivedChunkCount++;
                 session.Pending.Add(new StoredPiece(range, target));
             }
+
+            session.LastActivity = _time.GetUtcNow();
         }
 
         if (duplicate)
@@ -445,7 +448,10 @@ public sealed class UploadStore
             CreatedAt = _time.GetUtcNow(),
             State = SessionState.Receiving,
         };
-        var session = new UploadSession(key, Path.Combine(SessionsDirectory, key), Path.Combine(CompletedDirectory, key), metadata);
+        var session = new UploadSession(key, Path.Combine(SessionsDirectory, key), Path.Combine(CompletedDirectory, key), metadata)
+        {
+            LastActivity = metadata.CreatedAt,
+        };
         try
         {
             // A leftover folder without session.json is an interrupted creation: start it again.
@@ -525,7 +531,10 @@ public sealed class UploadStore
         if (KeyOf(metadata.Owner, metadata.Identifier) != key || metadata.TotalSize < 0 || metadata.ChunkSize < 1 || metadata.TotalChunks < 1)
             throw new JsonException("session file does not describe this folder");
 
-        var session = new UploadSession(key, directory, Path.Combine(CompletedDirectory, key), metadata);
+        var session = new UploadSession(key, directory, Path.Combine(CompletedDirectory, key), metadata)
+        {
+            LastActivity = Latest(metadata.CompletedAt ?? metadata.CreatedAt, directory, Path.Combine(directory, "chunks")),
+        };
         if (metadata.State == SessionState.Complete)
         {
             if (!File.Exists(session.CompletedPath) && File.Exists(session.DataPath))
@@ -574,7 +583,74 @@ public sealed class UploadStore
             }
         }
 
+        session.RecountReceivedChunks();
         return session;
+    }
+
+    private static DateTimeOffset Latest(DateTimeOffset known, params string[] directories)
+    {
+        var latest = known;
+        foreach (var dir in directories)
+        {
+            if (Directory.Exists(dir) && new DateTimeOffset(Directory.GetLastWriteTimeUtc(dir)) is var written && written > latest)
+                latest = written;
+        }
+
+        return latest;
+    }
+
+    /// <summary>
+    /// Removes what has outlived its use: uploads idle longer than <see cref="UploadOptions.IdleExpiry"/> (a swept
+    /// upload answers as unknown), completed files older than <see cref="UploadOptions.CompletedRetention"/> when
+    /// set, and temp or orphaned files older than <see cref="UploadOptions.TempFileMaxAge"/>.
+    /// </summary>
+    public async Task<SweepResult> SweepAsync(CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        int expired = 0, retired = 0, temps = 0;
+        foreach (var session in _sessions.Values)
+        {
+            bool idle, old;
+            lock (session.Sync)
+            {
+                idle = session.State != SessionState.Complete && session.LastActivity + _options.IdleExpiry < now;
+                old = session.State == SessionState.Complete && _options.CompletedRetention is { } keep
+                    && (session.Metadata.CompletedAt ?? session.LastActivity) + keep < now;
+            }
+
+            if ((idle || old) && await DeleteAsync(session.Metadata.Owner, session.Metadata.Identifier, cancellationToken))
+            {
+                if (idle)
+                    expired++;
+                else
+                    retired++;
+            }
+        }
+
+        var cutoff = now - _options.TempFileMaxAge;
+        foreach (var file in Directory.EnumerateFiles(TempDirectory))
+        {
+            if (File.GetLastWriteTimeUtc(file) < cutoff.UtcDateTime)
+            {
+                TryDelete(file);
+                temps++;
+            }
+        }
+
+        foreach (var file in Directory.EnumerateFiles(CompletedDirectory))
+        {
+            // A finished file whose session is gone (a delete interrupted by a crash).
+            if (!_sessions.ContainsKey(Path.GetFileName(file)) && File.GetLastWriteTimeUtc(file) < cutoff.UtcDateTime)
+            {
+                TryDelete(file);
+                temps++;
+            }
+        }
+
+        var result = new SweepResult(expired, retired, temps);
+        if (result.Total > 0)
+            CoreLog.Swept(_logger, expired, retired, temps);
+        return result;
     }
 
     private static bool TryParsePiece(UploadSession session, string file, out ByteRange range)

@@ -46,6 +46,7 @@ public static class HostingExtensions
         builder.Services.AddSingleton<UploadStore>();
         builder.Services.AddSingleton<ChunkAssembler>();
         builder.Services.AddHostedService<StorageService>();
+        builder.Services.AddHostedService<SweepService>();
         builder.Services.AddProblemDetails();
         return builder;
     }

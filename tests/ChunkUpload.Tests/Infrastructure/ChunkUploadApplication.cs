@@ -10,9 +10,11 @@ namespace ChunkUpload.Tests.Infrastructure;
 public sealed class ChunkUploadApplication : WebApplicationFactory<Program>
 {
     private readonly Dictionary<string, string?> _settings;
+    private readonly Action<IServiceCollection>? _services;
 
-    public ChunkUploadApplication(string storageRoot, IDictionary<string, string?>? settings = null)
+    public ChunkUploadApplication(string storageRoot, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
     {
+        _services = services;
         StorageRoot = storageRoot;
         _settings = new Dictionary<string, string?>
         {
@@ -31,6 +33,10 @@ public sealed class ChunkUploadApplication : WebApplicationFactory<Program>
     {
         foreach (var (key, value) in _settings)
             builder.UseSetting(key, value);
-        builder.ConfigureTestServices(services => services.AddSingleton<ILoggerProvider>(Logs));
+        builder.ConfigureTestServices(services =>
+        {
+            services.AddSingleton<ILoggerProvider>(Logs);
+            _services?.Invoke(services);
+        });
     }
 }
