@@ -44,10 +44,15 @@ if [[ "${BENCH_SKIP_BUILD:-0}" != "1" ]]; then
 fi
 
 mkdir -p "$bench/out"
+label="commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git -C "$repo" status --porcelain -- src 2>/dev/null)" ]]; then
+  label="$label with uncommitted changes under src/"
+fi
 exec dotnet "$artifacts/bin/ChunkUpload.Bench/release/ChunkUpload.Bench.dll" \
   --server-dll "$artifacts/bin/ChunkUpload.Server/release/ChunkUpload.Server.dll" \
   --rawput-dll "$artifacts/bin/RawPut/release/RawPut.dll" \
   --bench-dir "$bench" \
   --results "$bench/out/results-$(date -u +%Y%m%dT%H%M%SZ)-$$.md" \
   --relaxed-args "--Upload:FlushToDisk=false" \
+  --label "$label" \
   "$@"

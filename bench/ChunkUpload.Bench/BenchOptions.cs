@@ -34,6 +34,7 @@ internal sealed class BenchOptions
           --bench-dir PATH        the bench/ folder (peers/ and node_modules/)
           --work-dir PATH         data and logs (default /tmp/chunkupload-bench-PID); deleted at the end
           --keep-work             keep the work dir
+          --label TEXT            printed under the title (run.sh: the commit measured)
           --results PATH          also write the table (markdown) and raw results (PATH.json)
           --server-arg ARG        extra argument for ChunkUpload.Server (repeatable)
           --relaxed-args "ARGS"   adds target chunkupload-relaxed after chunkupload: a second ChunkUpload
@@ -70,6 +71,7 @@ internal sealed class BenchOptions
     public int TimeoutSeconds { get; private set; } = 600;
     public bool Sync { get; private set; } = true;
     public bool TestChunks { get; private set; }
+    public string? Label { get; private set; }
     public bool Help { get; private set; }
 
     public static BenchOptions Parse(string[] args)
@@ -108,6 +110,7 @@ internal sealed class BenchOptions
                 case "--timeout-s": o.TimeoutSeconds = (int)Positive(name, Next()); break;
                 case "--no-sync": o.Sync = false; break;
                 case "--test-chunks": o.TestChunks = true; break;
+                case "--label": o.Label = Next(); break;
                 default: throw new ArgumentException($"unknown option {name} (see --help)");
             }
         }

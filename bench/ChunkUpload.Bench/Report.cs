@@ -39,12 +39,34 @@ internal sealed class Report
 
     public TestGetResult? TestGet { get; set; }
 
+    /// <summary>The 1-minute load average when the benchmark started: other work on the machine shows up here.</summary>
+    public string StartLoad { get; } = LoadAverage();
+
+    private static string LoadAverage()
+    {
+        try
+        {
+            return File.ReadAllText("/proc/loadavg").Split(' ')[0];
+        }
+        catch (IOException)
+        {
+            return "?";
+        }
+    }
+
     public string Render(IReadOnlyList<RunResult> results, IReadOnlyList<string> notes)
     {
         var sb = new StringBuilder();
         sb.AppendLine(Inv($"## ChunkUpload benchmark: {_o.SizeMiB} MiB file, {_o.Inflight} chunks in flight, {_o.Runs} runs per target, interleaved"));
         sb.AppendLine();
-        sb.AppendLine(Inv($"{Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC. Cells: median (min-max). \"CU / target\": ChunkUpload's MiB/s divided by the target's, per interleaved run."));
+        sb.AppendLine();
+        if (_o.Label is not null)
+        {
+            sb.AppendLine(Inv($"Measured: {_o.Label}."));
+        }
+
+        sb.AppendLine(Inv($"{Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load average at start {StartLoad}, at end {LoadAverage()}."));
+        sb.AppendLine("Cells: median (min-max). \"CU / target\": ChunkUpload's MiB/s divided by the target's, per interleaved run.");
 
         foreach (var chunk in results.Where(r => r.Scenario == "main").Select(r => r.ChunkBytes).Distinct())
         {

@@ -1,7 +1,10 @@
 // A resumable.js backend written the way the resumable.js samples do it (samples/Node.js): every
-// chunk is streamed to its own file, each POST then checks whether chunks 1..N all exist, and the
-// chunk that completes the set triggers the concatenation of the chunk files into the final file.
-// Multipart parsing streams through busboy instead of buffering, so this is the fair "typical" baseline.
+// chunk is streamed to its own file, and the chunk that completes the set triggers the concatenation
+// of the chunk files into the final file. Multipart parsing streams through busboy instead of
+// buffering. One deliberate improvement keeps it a fair baseline rather than a straw man: the sample
+// walks chunks 1..N with fs.exists after *every* chunk, O(N^2) stat calls (about 500,000, some 20 s
+// of CPU here, for 1 GiB in 1 MiB chunks); this server counts received chunks in memory and walks
+// the chunk files once, when the count says the set is complete.
 //
 // Usage: node resumable-baseline.mjs PORT STORAGE_DIR   (binds 127.0.0.1 only)
 //   POST /upload                 multipart chunk, resumable.js fields, then the `file` part
@@ -28,6 +31,8 @@ fs.mkdirSync(doneDir, { recursive: true });
 
 // identifier -> 'assembling' | 'complete' | 'failed' (absent: still uploading)
 const states = new Map();
+// identifier -> Set of chunk numbers stored so far
+const received = new Map();
 
 const clean = (id) => String(id ?? '').replace(/[^0-9A-Za-z_-]/g, '');
 const chunkPath = (id, n) => path.join(chunkDir, `resumable-${id}.${n}`);
@@ -37,7 +42,7 @@ function send(res, status, body, type = 'text/plain') {
   res.end(body);
 }
 
-// The samples' testAllChunkExists: walk chunk 1..N until one is missing.
+// The samples' testAllChunkExists: walk chunk 1..N until one is missing (here only once the count is full).
 async function allChunksExist(id, total) {
   for (let n = 1; n <= total; n++) {
     try { await fsp.access(chunkPath(id, n)); } catch { return false; }
@@ -97,8 +102,12 @@ function handlePost(req, res) {
       send(res, 500, `write failed: ${err}`);
       return;
     }
-    if (!states.has(id) && (await allChunksExist(id, total)) && !states.has(id)) {
+    let got = received.get(id);
+    if (!got) received.set(id, (got = new Set()));
+    got.add(Number(fields.resumableChunkNumber));
+    if (got.size >= total && !states.has(id) && (await allChunksExist(id, total)) && !states.has(id)) {
       states.set(id, 'assembling');
+      received.delete(id);
       // As in the samples, the client gets its answer and the concatenation runs afterwards.
       send(res, 200, 'done');
       assemble(id, total, fields.resumableFilename);
