@@ -53,6 +53,7 @@ exec dotnet "$artifacts/bin/ChunkUpload.Bench/release/ChunkUpload.Bench.dll" \
   --rawput-dll "$artifacts/bin/RawPut/release/RawPut.dll" \
   --bench-dir "$bench" \
   --results "$bench/out/results-$(date -u +%Y%m%dT%H%M%SZ)-$$.md" \
+  --server-arg "--RateLimit:TokensPerPeriod=0" \
   --relaxed-args "--Upload:FlushToDisk=false" \
   --label "$label" \
   "$@"

@@ -3,7 +3,7 @@ using System.Text;
 
 namespace ChunkUpload.Bench;
 
-internal sealed record TestGetResult(long StoredChunks, long ChunkBytes, double StoreChunksPerSecond, double[] LatenciesMs, int WrongAnswers);
+internal sealed record TestGetResult(long StoredChunks, long ChunkBytes, double StoreChunksPerSecond, double[] LatenciesMs, int WrongAnswers, int Throttled);
 
 internal static class Stats
 {
@@ -59,10 +59,9 @@ internal sealed class Report
         var sb = new StringBuilder();
         sb.AppendLine(Inv($"## ChunkUpload benchmark: {_o.SizeMiB} MiB file, {_o.Inflight} chunks in flight, {_o.Runs} runs per target, interleaved"));
         sb.AppendLine();
-        sb.AppendLine();
         if (_o.Label is not null)
         {
-            sb.AppendLine(Inv($"Measured: {_o.Label}."));
+            sb.Append(Inv($"Measured: {_o.Label}. "));
         }
 
         sb.AppendLine(Inv($"{Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load average at start {StartLoad}, at end {LoadAverage()}."));
@@ -128,10 +127,10 @@ internal sealed class Report
             sb.AppendLine();
             sb.AppendLine(Inv($"### ChunkUpload chunk test GET, session with {tg.StoredChunks:N0} stored chunks of {tg.ChunkBytes / 1024} KiB (one request at a time)"));
             sb.AppendLine();
-            sb.AppendLine("| requests | p50 ms | p90 ms | p99 ms | max ms | wrong answers | storing the chunks, chunks/s |");
-            sb.AppendLine("| --- | --- | --- | --- | --- | --- | --- |");
+            sb.AppendLine("| requests | p50 ms | p90 ms | p99 ms | max ms | wrong answers | throttled (429) | storing the chunks, chunks/s |");
+            sb.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- |");
             var l = tg.LatenciesMs;
-            sb.AppendLine(Inv($"| {l.Length:N0} | {Stats.Percentile(l, 50):F3} | {Stats.Percentile(l, 90):F3} | {Stats.Percentile(l, 99):F3} | {l.Max():F3} | {tg.WrongAnswers} | {tg.StoreChunksPerSecond:F0} |"));
+            sb.AppendLine(Inv($"| {l.Length:N0} | {Stats.Percentile(l, 50):F3} | {Stats.Percentile(l, 90):F3} | {Stats.Percentile(l, 99):F3} | {l.Max():F3} | {tg.WrongAnswers} | {tg.Throttled} | {tg.StoreChunksPerSecond:F0} |"));
         }
 
         var small = results.Where(r => r.Scenario == "small").ToList();

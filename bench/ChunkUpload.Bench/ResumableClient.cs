@@ -22,7 +22,7 @@ internal sealed class ResumableClient
 {
     // resumable.js treats these as permanent; anything else that is not 200/201 is retried.
     private static readonly HashSet<int> PermanentErrors = [400, 401, 403, 404, 409, 415, 500, 501];
-    private const int MaxRetries = 3;
+    private const int MaxRetries = 5;
 
     private readonly HttpClient _http;
     private readonly Uri _baseUri;
@@ -135,6 +135,13 @@ internal sealed class ResumableClient
             if (PermanentErrors.Contains(status) || attempt >= MaxRetries)
             {
                 throw new BenchException($"POST chunk {number} of {identifier} answered {status}: {Shorten(body)}");
+            }
+
+            // Throttled or busy: wait as told (bounded), as a polite client would; other answers are retried at once.
+            if (status is 429 or 503)
+            {
+                var wait = response.Headers.RetryAfter?.Delta ?? TimeSpan.FromMilliseconds(50);
+                await Task.Delay(wait < TimeSpan.FromSeconds(2) ? wait : TimeSpan.FromSeconds(2), ct);
             }
         }
     }

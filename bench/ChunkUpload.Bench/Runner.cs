@@ -372,6 +372,7 @@ internal sealed class Runner : IAsyncDisposable
 
         var latencies = new double[_o.TestGetRequests];
         var wrong = 0;
+        var throttled = 0;
         for (var i = 0; i < latencies.Length; i++)
         {
             var n = random.NextInt64(1, stored + 2);
@@ -379,14 +380,18 @@ internal sealed class Runner : IAsyncDisposable
             var status = await client.TestChunkAsync(n, size, chunk, id, FileName, timeout.Token);
             latencies[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
             var present = status is HttpStatusCode.OK or HttpStatusCode.Created;
-            if (present != (n <= stored))
+            if (status == HttpStatusCode.TooManyRequests)
+            {
+                throttled++;
+            }
+            else if (present != (n <= stored))
             {
                 wrong++;
             }
         }
 
-        _report.TestGet = new TestGetResult(stored, chunk, stored / storeSeconds, latencies, wrong);
-        Log($"chunk test GET: p50 {Stats.Percentile(latencies, 50):F3} ms, p99 {Stats.Percentile(latencies, 99):F3} ms, wrong answers {wrong}");
+        _report.TestGet = new TestGetResult(stored, chunk, stored / storeSeconds, latencies, wrong, throttled);
+        Log($"chunk test GET: p50 {Stats.Percentile(latencies, 50):F3} ms, p99 {Stats.Percentile(latencies, 99):F3} ms, wrong answers {wrong}, throttled (429) {throttled}");
         DeleteNew(server.Storage, before);
         SyncDisk();
     }
