@@ -54,6 +54,17 @@ public sealed class UploadOptions
     [Range(1, 64)]
     public int AssemblyWorkers { get; set; } = 2;
 
+    /// <summary>Unfinished uploads one client (principal, or address when anonymous) may have at once; more get 429.</summary>
+    [Range(1, int.MaxValue)]
+    public int MaxActiveUploadsPerClient { get; set; } = 500;
+
+    /// <summary>Slowest accepted chunk body (bytes per second, after a grace period); slower senders are cut off.</summary>
+    [Range(0, long.MaxValue)]
+    public long MinBodyBytesPerSecond { get; set; } = 1024;
+
+    /// <summary>How long a chunk body may run below <see cref="MinBodyBytesPerSecond"/> before it is cut off.</summary>
+    public TimeSpan MinBodyRateGracePeriod { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>An unfinished upload with no chunk for this long is removed (7 days: the resume window Fine Uploader assumes).</summary>
     public TimeSpan IdleExpiry { get; set; } = TimeSpan.FromDays(7);
 

@@ -7,17 +7,19 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ar
 builder.AddChunkUploadLogging();
 builder.AddChunkUploadStorage();
 builder.AddChunkUploadCors();
+builder.AddChunkUploadSecurity();
 builder.AddChunkUploadApiDocs();
 
 var app = builder.Build();
 
 app.UseChunkUploadErrorHandling();
 app.UseCors();
+app.UseChunkUploadSecurity();
 app.UseChunkUploadWebPage();
 app.UseChunkUploadApiDocs();
 
-app.MapResumableApi();
-app.MapUploadsApi();
+app.MapResumableApi(app.Configuration);
+app.MapUploadsApi(app.Configuration);
 app.MapServiceApi();
 
 app.Run();

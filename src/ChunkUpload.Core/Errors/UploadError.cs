@@ -8,7 +8,7 @@ namespace ChunkUpload.Core.Errors;
 /// </remarks>
 public sealed record UploadError(string Code, int Status, string Title)
 {
-    public bool IsTransient => Status is 503 or 507;
+    public bool IsTransient => Status is 429 or 503 or 507;
 }
 
 /// <summary>The catalog: every rejection the engine and its protocol adapters produce, declared once.</summary>
@@ -35,6 +35,9 @@ public static class UploadErrors
     public static readonly UploadError InsufficientStorage = new("insufficient_storage", 507, "The server does not have room for this file now");
     public static readonly UploadError StorageUnavailable = new("storage_unavailable", 503, "The server could not store the data now");
     public static readonly UploadError UploadBusy = new("upload_busy", 503, "The upload is being changed by another request");
+    public static readonly UploadError TooManyUploads = new("too_many_uploads", 429, "Too many unfinished uploads");
+    public static readonly UploadError UploadRefused = new("upload_refused", 403, "The application refused this upload");
+    public static readonly UploadError AuthorizationUnavailable = new("authorization_unavailable", 503, "The application could not be asked whether this upload may go on");
     public static readonly UploadError InternalError = new("internal_error", 500, "The server failed unexpectedly");
 }
 

@@ -53,9 +53,9 @@ public sealed class ChunkAssembler
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or UploadException)
         {
-            // Storage trouble (a full disk, a flaky volume): keep everything and try again later.
+            // Storage trouble or an application that cannot answer now (a full disk, a flaky volume): keep everything and try again later.
             int failures = ++session.AssemblyFailures;
             var delay = TimeSpan.FromSeconds(Math.Min(60, Math.Pow(2, Math.Min(failures, 6))));
             AssemblerLog.AssemblyDeferred(_store.Logger, ex, session.Metadata.Identifier, delay.TotalSeconds);
@@ -106,9 +106,23 @@ public sealed class ChunkAssembler
                     complete = !session.Deleted && session.Assembled.Contains(0, session.Geometry.TotalSize);
             }
 
-            if (complete)
-                Complete(session);
-            return complete;
+            if (!complete)
+                return false;
+
+            string sha256 = Convert.ToHexStringLower(session.Hash.GetCurrentHash());
+            try
+            {
+                await _store.AuthorizeCompletionAsync(session, sha256, cancellationToken);
+            }
+            catch (UploadException ex) when (!ex.Error.IsTransient)
+            {
+                _store.MarkFailed(session, "the application refused the finished file: " + ex.Message);
+                UploadStore.RemoveWorkFiles(session);
+                return false;
+            }
+
+            Complete(session, sha256);
+            return true;
         }
         finally
         {
@@ -248,13 +262,12 @@ public sealed class ChunkAssembler
         }
     }
 
-    private void Complete(UploadSession session)
+    private void Complete(UploadSession session, string sha256)
     {
         var meta = session.Metadata;
         if (session.HashedUpTo != meta.TotalSize)
             throw new InvalidOperationException($"Hashed {session.HashedUpTo} of {meta.TotalSize} bytes at completion.");
 
-        string sha256 = Convert.ToHexStringLower(session.Hash.GetHashAndReset());
         meta.State = SessionState.Complete;
         meta.Sha256 = sha256;
         meta.CompletedAt = _store.Time.GetUtcNow();
@@ -266,6 +279,7 @@ public sealed class ChunkAssembler
 
         lock (session.Sync)
             session.State = SessionState.Complete;
+        _store.SessionFinished(session);
         UploadStore.RemoveWorkFiles(session);
         CoreLog.UploadAssembled(_store.Logger, meta.Identifier, meta.FileName, meta.TotalSize, sha256);
     }

@@ -7,6 +7,9 @@ internal sealed class SessionMetadata
 {
     public int Version { get; set; } = 1;
     public string Owner { get; set; } = "";
+
+    /// <summary>Who the unfinished-uploads quota charges (the owner, or an anonymous caller's address).</summary>
+    public string? Client { get; set; }
     public string Identifier { get; set; } = "";
     public string FileName { get; set; } = "";
     public string? RelativePath { get; set; }

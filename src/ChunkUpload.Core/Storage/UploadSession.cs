@@ -51,6 +51,9 @@ internal sealed class UploadSession
     /// <summary>Consecutive transient assembly failures, for back-off.</summary>
     public int AssemblyFailures { get; set; }
 
+    /// <summary>1 once the session no longer counts against its client's quota.</summary>
+    public int Finished;
+
     /// <summary>1 while the session sits in the assembly queue (so it is queued once however many chunks arrive).</summary>
     public int Queued;
 

@@ -40,9 +40,13 @@ public sealed class UploadStore
     private readonly ConcurrentDictionary<string, UploadSession> _sessions = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim[] _stripes;
 
-    public UploadStore(IOptions<UploadOptions> options, AssemblyQueue queue, TimeProvider time, ILogger<UploadStore> logger)
+    private readonly ConcurrentDictionary<string, int> _activeByClient = new(StringComparer.Ordinal);
+    private readonly IUploadAuthorizer? _authorizer;
+
+    public UploadStore(IOptions<UploadOptions> options, AssemblyQueue queue, TimeProvider time, ILogger<UploadStore> logger, IUploadAuthorizer? authorizer = null)
     {
         _options = options.Value;
+        _authorizer = authorizer;
         _queue = queue;
         _time = time;
         _logger = logger;
@@ -87,6 +91,10 @@ public sealed class UploadStore
                 if (session is null)
                     continue;
                 _sessions[session.Key] = session;
+                if (session.State == SessionState.Receiving)
+                    _activeByClient.AddOrUpdate(session.Metadata.Client ?? session.Metadata.Owner, 1, (_, n) => n + 1);
+                else
+                    session.Finished = 1;
                 if (session.State == SessionState.Receiving && (session.Pending.Count > 0 || session.AllReceived))
                 {
                     _queue.Enqueue(session);
@@ -123,12 +131,13 @@ public sealed class UploadStore
     /// discarded (clients re-send chunks whose answer they lost).
     /// </summary>
     /// <exception cref="UploadException">The chunk is refused; nothing of it was kept.</exception>
-    public async Task<ChunkReceipt> StoreChunkAsync(string owner, ChunkDescriptor chunk, Stream body, CancellationToken cancellationToken)
+    /// <param name="client">Who counts against the unfinished-uploads quota (the owner, or the address of an anonymous caller).</param>
+    public async Task<ChunkReceipt> StoreChunkAsync(string owner, ChunkDescriptor chunk, Stream body, CancellationToken cancellationToken, string? client = null)
     {
         var geometry = Validate(chunk);
         var range = geometry.RangeOf(chunk.ChunkNumber);
 
-        var session = await GetOrCreateSessionAsync(owner, chunk, geometry, cancellationToken);
+        var session = await GetOrCreateSessionAsync(owner, client ?? owner, chunk, geometry, cancellationToken);
 
         bool alreadyStored;
         lock (session.Sync)
@@ -287,6 +296,7 @@ public sealed class UploadStore
             lock (session.Sync)
                 session.Deleted = true;
             _sessions.TryRemove(key, out _);
+            SessionFinished(session);
 
             // Wait for the assembler to leave the data file; it checks Deleted before its next step.
             await session.AssemblyGate.WaitAsync(CancellationToken.None);
@@ -396,18 +406,32 @@ public sealed class UploadStore
     private static bool Matches(UploadSession session, ChunkDescriptor chunk, ChunkGeometry geometry) =>
         session.Geometry == geometry && string.Equals(session.Metadata.FileName, chunk.FileName, StringComparison.Ordinal);
 
-    private async Task<UploadSession> GetOrCreateSessionAsync(string owner, ChunkDescriptor chunk, ChunkGeometry geometry, CancellationToken cancellationToken)
+    private async Task<UploadSession> GetOrCreateSessionAsync(string owner, string client, ChunkDescriptor chunk, ChunkGeometry geometry, CancellationToken cancellationToken)
     {
         string key = KeyOf(owner, chunk.Identifier);
         if (!_sessions.TryGetValue(key, out var session))
         {
+            // Asked outside the lock: the application may take a while to answer.
+            if (_authorizer is not null)
+                await _authorizer.AuthorizeAsync(new UploadAuthorization(UploadEvent.Start, owner, chunk.Identifier, chunk.FileName, geometry.TotalSize, null), cancellationToken);
+
             var stripe = StripeOf(key);
             await stripe.WaitAsync(cancellationToken);
             try
             {
                 if (!_sessions.TryGetValue(key, out session))
                 {
-                    session = CreateSession(key, owner, chunk, geometry);
+                    TakeQuota(client);
+                    try
+                    {
+                        session = CreateSession(key, owner, client, chunk, geometry);
+                    }
+                    catch
+                    {
+                        ReleaseQuota(client);
+                        throw;
+                    }
+
                     _sessions[key] = session;
                     CoreLog.SessionStarted(_logger, chunk.Identifier, chunk.FileName, geometry.TotalSize, geometry.TotalChunks);
                 }
@@ -430,12 +454,41 @@ public sealed class UploadStore
         return session;
     }
 
-    private UploadSession CreateSession(string key, string owner, ChunkDescriptor chunk, ChunkGeometry geometry)
+    private void TakeQuota(string client)
+    {
+        int active = _activeByClient.AddOrUpdate(client, 1, (_, n) => n + 1);
+        if (active > _options.MaxActiveUploadsPerClient)
+        {
+            ReleaseQuota(client);
+            throw new UploadException(UploadErrors.TooManyUploads,
+                $"You have {_options.MaxActiveUploadsPerClient} unfinished uploads; finish or delete some before starting more.") { RetryAfterSeconds = 60 };
+        }
+    }
+
+    private void ReleaseQuota(string client) => _activeByClient.AddOrUpdate(client, 0, (_, n) => Math.Max(0, n - 1));
+
+    /// <summary>Called once when a session stops being unfinished (completed, failed or deleted).</summary>
+    internal void SessionFinished(UploadSession session)
+    {
+        if (Interlocked.Exchange(ref session.Finished, 1) == 0)
+            ReleaseQuota(session.Metadata.Client ?? session.Metadata.Owner);
+    }
+
+    internal async Task AuthorizeCompletionAsync(UploadSession session, string sha256, CancellationToken cancellationToken)
+    {
+        if (_authorizer is null)
+            return;
+        var m = session.Metadata;
+        await _authorizer.AuthorizeAsync(new UploadAuthorization(UploadEvent.Complete, m.Owner, m.Identifier, m.FileName, m.TotalSize, sha256), cancellationToken);
+    }
+
+    private UploadSession CreateSession(string key, string owner, string client, ChunkDescriptor chunk, ChunkGeometry geometry)
     {
         EnsureFreeSpace(geometry.TotalSize);
         var metadata = new SessionMetadata
         {
             Owner = owner,
+            Client = client,
             Identifier = chunk.Identifier,
             FileName = chunk.FileName,
             RelativePath = string.IsNullOrEmpty(chunk.RelativePath) ? null : chunk.RelativePath,
@@ -703,6 +756,7 @@ public sealed class UploadStore
             // The in-memory state still refuses the upload; the next start-up will retry assembly.
         }
 
+        SessionFinished(session);
         CoreLog.UploadFailed(_logger, session.Metadata.Identifier, reason);
     }
 

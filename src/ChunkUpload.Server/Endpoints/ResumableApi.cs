@@ -1,7 +1,10 @@
 using ChunkUpload.Core;
+using ChunkUpload.Core.Errors;
 using ChunkUpload.Core.Storage;
+using ChunkUpload.Server.Hosting;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Protocol;
+using ChunkUpload.Server.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 
@@ -16,9 +19,9 @@ public static class ResumableApi
 {
     public const string FileField = "file";
 
-    public static IEndpointRouteBuilder MapResumableApi(this IEndpointRouteBuilder app)
+    public static IEndpointRouteBuilder MapResumableApi(this IEndpointRouteBuilder app, IConfiguration configuration)
     {
-        var group = app.MapGroup("/upload").WithTags("resumable.js / flow.js");
+        var group = app.MapGroup("/upload").WithTags("resumable.js / flow.js").RequireUploadCredentials(configuration);
 
         group.MapGet("", TestChunk)
             .WithName("TestChunk")
@@ -51,7 +54,7 @@ public static class ResumableApi
 
     public static async Task<Ok<ChunkAck>> UploadChunk(HttpContext context, UploadStore store, IOptions<UploadOptions> options)
     {
-        ChunkBody.AllowBodyUpTo(context, (2 * options.Value.MaxChunkSize) + ChunkBody.MultipartOverhead);
+        ChunkBody.LimitBody(context, (2 * options.Value.MaxChunkSize) + ChunkBody.MultipartOverhead, options.Value);
         var bag = ParameterBag.FromQuery(context.Request.Query);
         string owner = Principals.OwnerOf(context);
         var token = context.RequestAborted;
@@ -59,7 +62,11 @@ public static class ResumableApi
         Task<ChunkReceipt> Store(Stream body)
         {
             context.Items[ErrorHandlingMiddleware.IdentifierItem] = ResumableParameters.IdentifierOf(bag);
-            return store.StoreChunkAsync(owner, ResumableParameters.Parse(bag), body, token);
+            var chunk = ResumableParameters.Parse(bag);
+            if (Principals.MaxFileSizeOf(context) is { } max && chunk.TotalSize > max)
+                throw new UploadException(SecurityErrors.QuotaExceeded,
+                    $"The file is {chunk.TotalSize} bytes; your upload token allows files up to {max} bytes.");
+            return store.StoreChunkAsync(owner, chunk, body, token, Principals.ClientOf(context));
         }
 
         var receipt = ChunkBody.IsMultipart(context.Request)

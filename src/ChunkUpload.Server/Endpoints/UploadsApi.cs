@@ -1,6 +1,7 @@
 using ChunkUpload.Core;
 using ChunkUpload.Core.Errors;
 using ChunkUpload.Core.Storage;
+using ChunkUpload.Server.Hosting;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Protocol;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -11,9 +12,9 @@ namespace ChunkUpload.Server.Endpoints;
 /// <summary>Protocol-neutral view of uploads: status, deletion, and the finished file.</summary>
 public static class UploadsApi
 {
-    public static IEndpointRouteBuilder MapUploadsApi(this IEndpointRouteBuilder app)
+    public static IEndpointRouteBuilder MapUploadsApi(this IEndpointRouteBuilder app, IConfiguration configuration)
     {
-        var uploads = app.MapGroup("/uploads").WithTags("Uploads");
+        var uploads = app.MapGroup("/uploads").WithTags("Uploads").RequireUploadCredentials(configuration);
         uploads.MapGet("/{identifier}", GetStatus)
             .WithName("GetUpload")
             .WithSummary("State of an upload: received and missing chunks, and the SHA-256 once complete.")
@@ -29,7 +30,8 @@ public static class UploadsApi
             .WithSummary("The completed file, with Range support; 404 until the upload is complete.")
             .Produces(StatusCodes.Status200OK, contentType: "application/octet-stream")
             .Produces(StatusCodes.Status206PartialContent)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .RequireUploadCredentials(configuration);
         return app;
     }
 

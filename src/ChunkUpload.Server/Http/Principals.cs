@@ -1,11 +1,23 @@
+using System.Globalization;
+using ChunkUpload.Server.Security;
+
 namespace ChunkUpload.Server.Http;
 
 /// <summary>
-/// Who owns an upload. Sessions are keyed by (owner, identifier), so two principals uploading the same file never
-/// share chunks. Without authentication every request belongs to the anonymous owner "".
+/// Who owns an upload, and who a request counts against. Sessions are keyed by (owner, identifier), so two
+/// principals uploading the same file never share chunks. Without authentication every upload belongs to the
+/// anonymous owner "", and quotas and rate limits count per remote address.
 /// </summary>
 public static class Principals
 {
     public static string OwnerOf(HttpContext context) =>
         context.User.Identity is { IsAuthenticated: true, Name: { Length: > 0 } name } ? name : "";
+
+    public static string ClientOf(HttpContext context) =>
+        OwnerOf(context) is { Length: > 0 } owner ? "user:" + owner : "ip:" + (context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+
+    /// <summary>The largest file the caller's credentials allow, when they say.</summary>
+    public static long? MaxFileSizeOf(HttpContext context) =>
+        context.User.FindFirst(ChunkUploadAuthenticationHandler.MaxFileSizeClaim)?.Value is { } text
+        && long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long max) ? max : null;
 }

@@ -1,6 +1,9 @@
 using System.Buffers;
 using System.Text;
+using ChunkUpload.Core;
 using ChunkUpload.Core.Errors;
+using MinDataRate = Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
@@ -21,12 +24,18 @@ public static class ChunkBody
     /// <summary>Multipart framing and fields allowed on top of the largest chunk.</summary>
     public const long MultipartOverhead = 1024 * 1024;
 
-    /// <summary>Raises the request body limit for this request only, from the configured chunk limits.</summary>
-    public static void AllowBodyUpTo(HttpContext context, long maxBytes)
+    /// <summary>
+    /// Sets this request's body limits from the options: the largest body (the global Kestrel limit stays as it is)
+    /// and the slowest acceptable data rate, below which Kestrel cuts the sender off.
+    /// </summary>
+    public static void LimitBody(HttpContext context, long maxBytes, UploadOptions options)
     {
-        var feature = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
-        if (feature is { IsReadOnly: false })
-            feature.MaxRequestBodySize = maxBytes;
+        var size = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
+        if (size is { IsReadOnly: false })
+            size.MaxRequestBodySize = maxBytes;
+        var rate = context.Features.Get<IHttpMinRequestBodyDataRateFeature>();
+        if (rate is not null)
+            rate.MinDataRate = options.MinBodyBytesPerSecond > 0 ? new MinDataRate(options.MinBodyBytesPerSecond, options.MinBodyRateGracePeriod) : null;
     }
 
     public static bool IsMultipart(HttpRequest request) =>

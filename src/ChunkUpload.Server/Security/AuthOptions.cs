@@ -1,0 +1,34 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ChunkUpload.Server.Security;
+
+/// <summary>
+/// Access control, section <c>Auth</c>. Off by default (local use). When on, every upload request must carry an API
+/// key (<c>X-Api-Key</c>, or <c>Authorization: ApiKey …</c>) or a signed upload token (<c>Authorization: Bearer …</c>,
+/// or <c>access_token=…</c> in the query string for links), and uploads belong to the principal they name.
+/// </summary>
+public sealed class AuthOptions
+{
+    public const string SectionName = "Auth";
+
+    public bool Enabled { get; set; }
+
+    /// <summary>Keys for trusted callers (scripts, services); each names the principal its uploads belong to.</summary>
+    public List<ApiKeyEntry> ApiKeys { get; set; } = [];
+
+    /// <summary>Shared secret (at least 32 characters) with which the main application signs upload tokens (HMAC-SHA256).</summary>
+    public string? TokenSigningKey { get; set; }
+
+    /// <summary>Optional URL the server asks, when an upload starts and again when it completes, whether it may go on.</summary>
+    public Uri? AuthorizationUrl { get; set; }
+
+    [Range(1, 300)]
+    public int AuthorizationTimeoutSeconds { get; set; } = 5;
+}
+
+public sealed class ApiKeyEntry
+{
+    public string Key { get; set; } = "";
+
+    public string Owner { get; set; } = "";
+}

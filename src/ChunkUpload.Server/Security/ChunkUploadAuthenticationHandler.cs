@@ -1,0 +1,96 @@
+using System.Globalization;
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using ChunkUpload.Core.Errors;
+using ChunkUpload.Server.Http;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+namespace ChunkUpload.Server.Security;
+
+/// <summary>
+/// One scheme for both credentials: an API key from configuration, or an upload token signed by the main
+/// application. The principal's name owns the uploads it makes; a token's <c>max</c> travels as a claim.
+/// Failures answer problem+json (401 <c>unauthenticated</c>, 403 <c>forbidden</c>).
+/// </summary>
+public sealed class ChunkUploadAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options,
+    ILoggerFactory logger,
+    UrlEncoder encoder,
+    IOptions<AuthOptions> auth,
+    TimeProvider time)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "ChunkUpload";
+    public const string MaxFileSizeClaim = "chunkupload:max_file_size";
+
+    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var settings = auth.Value;
+        string? apiKey = Request.Headers["X-Api-Key"].FirstOrDefault();
+        string? bearer = null;
+        string authorization = Request.Headers.Authorization.ToString();
+        if (authorization.StartsWith("ApiKey ", StringComparison.OrdinalIgnoreCase))
+            apiKey = authorization["ApiKey ".Length..].Trim();
+        else if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            bearer = authorization["Bearer ".Length..].Trim();
+        else if (Request.Query.TryGetValue("access_token", out var fromQuery))
+            bearer = fromQuery.ToString();
+
+        if (apiKey is not null)
+        {
+            var entry = settings.ApiKeys.FirstOrDefault(k => KeysEqual(k.Key, apiKey));
+            return Task.FromResult(entry is null
+                ? AuthenticateResult.Fail("The API key is not valid.")
+                : Success(entry.Owner, null));
+        }
+
+        if (bearer is not null)
+        {
+            if (string.IsNullOrEmpty(settings.TokenSigningKey))
+                return Task.FromResult(AuthenticateResult.Fail("This server accepts no upload tokens."));
+            var claims = UploadTokens.Verify(settings.TokenSigningKey, bearer, time.GetUtcNow());
+            return Task.FromResult(claims is null
+                ? AuthenticateResult.Fail("The upload token is not valid or has expired.")
+                : Success(claims.Subject, claims.MaxFileSize));
+        }
+
+        return Task.FromResult(AuthenticateResult.NoResult());
+    }
+
+    private static AuthenticateResult Success(string owner, long? maxFileSize)
+    {
+        var claims = new List<Claim> { new(ClaimTypes.Name, owner) };
+        if (maxFileSize is { } max)
+            claims.Add(new Claim(MaxFileSizeClaim, max.ToString(CultureInfo.InvariantCulture)));
+        var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));
+        return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
+    }
+
+    // Compare hashes so the time taken says nothing about the key.
+    private static bool KeysEqual(string expected, string given) =>
+        expected.Length > 0 && CryptographicOperations.FixedTimeEquals(
+            SHA256.HashData(Encoding.UTF8.GetBytes(expected)), SHA256.HashData(Encoding.UTF8.GetBytes(given)));
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        Response.Headers.WWWAuthenticate = "Bearer, ApiKey";
+        var failure = Context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure?.Message;
+        return Problems.From(SecurityErrors.Unauthenticated,
+            failure ?? "This server requires an API key (X-Api-Key) or an upload token (Authorization: Bearer …).").ExecuteAsync(Context);
+    }
+
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
+        Problems.From(SecurityErrors.Forbidden, "Your credentials do not allow this request.").ExecuteAsync(Context);
+}
+
+/// <summary>Errors of access control.</summary>
+public static class SecurityErrors
+{
+    public static readonly UploadError Unauthenticated = new("unauthenticated", 401, "Credentials are required");
+    public static readonly UploadError Forbidden = new("forbidden", 403, "Not allowed");
+    public static readonly UploadError QuotaExceeded = new("quota_exceeded", 403, "The file is larger than your credentials allow");
+    public static readonly UploadError RateLimited = new("rate_limited", 429, "Too many requests");
+}
