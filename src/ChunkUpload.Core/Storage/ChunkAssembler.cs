@@ -17,11 +17,13 @@ public sealed class ChunkAssembler
     private const int BufferSize = 1024 * 1024;
     private readonly UploadStore _store;
     private readonly AssemblyQueue _queue;
+    private readonly CompletionOutbox? _outbox;
 
-    public ChunkAssembler(UploadStore store, AssemblyQueue queue)
+    public ChunkAssembler(UploadStore store, AssemblyQueue queue, CompletionOutbox? outbox = null)
     {
         _store = store;
         _queue = queue;
+        _outbox = outbox;
     }
 
     /// <summary>Drains the queue until cancelled. Transient failures put the session back after a delay.</summary>
@@ -268,9 +270,13 @@ public sealed class ChunkAssembler
         if (session.HashedUpTo != meta.TotalSize)
             throw new InvalidOperationException($"Hashed {session.HashedUpTo} of {meta.TotalSize} bytes at completion.");
 
+        var completedAt = _store.Time.GetUtcNow();
+        _outbox?.Record(new CompletionEvent(
+            session.Key + "-" + sha256[..16], meta.Identifier, meta.FileName, meta.TotalSize, sha256, meta.Owner, completedAt));
+
         meta.State = SessionState.Complete;
         meta.Sha256 = sha256;
-        meta.CompletedAt = _store.Time.GetUtcNow();
+        meta.CompletedAt = completedAt;
         _store.WriteMetadata(session);
 
         File.Move(session.DataPath, session.CompletedPath, overwrite: true);

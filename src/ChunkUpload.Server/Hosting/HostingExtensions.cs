@@ -47,6 +47,15 @@ public static class HostingExtensions
         builder.Services.AddSingleton<ChunkAssembler>();
         builder.Services.AddHostedService<StorageService>();
         builder.Services.AddHostedService<SweepService>();
+
+        builder.Services.AddOptions<WebhookOptions>().BindConfiguration(WebhookOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        if (builder.Configuration.GetValue<Uri?>("Webhook:Url") is not null)
+        {
+            builder.Services.AddSingleton<CompletionOutbox>();
+            builder.Services.AddHttpClient<WebhookService>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<WebhookService>());
+        }
+
         builder.Services.AddProblemDetails();
         return builder;
     }
