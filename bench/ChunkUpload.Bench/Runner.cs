@@ -65,11 +65,12 @@ internal sealed class Runner : IAsyncDisposable
             await TestGetAsync(ct);
             await SmallFilesAsync(ct);
         }
-        catch (Exception e) when (e is BenchException or HttpRequestException or OperationCanceledException or IOException or InvalidOperationException or TimeoutException)
+        catch (Exception e) when (e is BenchException or HttpRequestException or OperationCanceledException or IOException or InvalidOperationException
+            or TimeoutException or JsonException or FormatException or UnauthorizedAccessException)
         {
             exitCode = 1;
             _failed = true;
-            _notes.Add($"FAILED: {e.GetType().Name}: {e.Message}");
+            _notes.Add(ct.IsCancellationRequested ? "CANCELLED (SIGINT/SIGTERM): the table holds the runs finished before." : $"FAILED: {e.GetType().Name}: {e.Message}");
             await Console.Error.WriteLineAsync($"benchmark failed: {e}");
             foreach (var server in _servers.Values)
             {
