@@ -5,104 +5,138 @@ using ChunkUpload.Tests.Infrastructure;
 namespace ChunkUpload.Tests;
 
 /// <summary>
-/// Crashes modelled on the disk: the engine is abandoned at a chosen step and a new one opens the same root, as a
-/// restarted process would. Nothing acknowledged is lost; nothing half-written counts as stored.
+/// Crashes modelled on the disk: an engine is abandoned with its folder as a crash at a chosen step leaves it, and a
+/// new engine opens the same root, as a restarted process would. Nothing acknowledged is lost; nothing
+/// half-written counts as stored.
 /// </summary>
 public sealed class RecoveryTests : IDisposable
 {
     private readonly TempDirectory _dir = new();
+    private readonly List<StoreHarness> _engines = [];
 
-    public void Dispose() => _dir.Dispose();
+    public void Dispose()
+    {
+        foreach (var engine in _engines)
+            engine.Dispose();
+        _dir.Dispose();
+    }
+
+    private StoreHarness Open(Action<ChunkUpload.Core.UploadOptions>? configure = null)
+    {
+        var engine = new StoreHarness(_dir.StorageRoot, configure);
+        _engines.Add(engine);
+        return engine;
+    }
 
     private string SessionDirectory(TestFile file) => Path.Combine(_dir.StorageRoot, "sessions", UploadStore.KeyOf("", file.Identifier));
 
     [Fact]
-    public async Task Crash_In_The_Middle_Of_Assembly_Is_Recovered_At_Start_Up()
+    public async Task Crash_In_The_Middle_Of_Assembly_Loses_Nothing_Acknowledged_And_Counts_Nothing_Half_Written()
     {
-        var file = TestFile.Random("crash-1", 10 * 4096 + 100, 4096);
-        var before = new StoreHarness(_dir.StorageRoot);
-        foreach (int n in new[] { 4, 1, 9, 2, 10, 3, 5, 8, 6, 7 })
+        var file = TestFile.Random("crash-1", (10 * 4096) + 100, 4096);
+        var before = Open();
+        int[] acknowledged = [4, 1, 9, 2, 5];
+        foreach (int n in acknowledged)
             await before.StoreAsync(file, n);
-        await before.AssembleQueuedAsync(maxPieces: 3); // three chunks in data.part and the journal, seven still as chunk files
+        before.Dispose();
 
-        var journal = Path.Combine(SessionDirectory(file), "assembled.journal");
-        Assert.Equal(3 * 16, new FileInfo(journal).Length);
+        // What the crash left: chunk files received but never journaled, garbage where chunk 6 was being copied,
+        // and a journal record torn in the middle of its append.
+        string session = SessionDirectory(file);
+        foreach (int n in new[] { 6, 7 })
+            await File.WriteAllBytesAsync(Path.Combine(session, "chunks", $"{file.OffsetOf(n)}.{file.LengthOf(n)}.x"), file.Slice(n).ToArray());
+        using (var data = File.OpenHandle(Path.Combine(session, "data.part"), FileMode.Open, FileAccess.Write))
+            RandomAccess.Write(data, new byte[4096], file.OffsetOf(6));
+        File.AppendAllBytes(Path.Combine(session, "assembled.journal"), [1, 2, 3, 4, 5]);
+        await File.WriteAllBytesAsync(Path.Combine(_dir.StorageRoot, "tmp", "half-written-chunk"), new byte[123]);
 
-        var after = new StoreHarness(_dir.StorageRoot);
-        Assert.Equal(1, after.Queue.Count);
-        await after.AssembleQueuedAsync();
-        AssertComplete(after, file);
-    }
-
-    [Fact]
-    public async Task Torn_Journal_Stray_Temp_Files_And_Unfinished_Session_Folders_Are_Cleaned_Up()
-    {
-        var file = TestFile.Random("crash-2", 6 * 1000, 1000);
-        var before = new StoreHarness(_dir.StorageRoot);
+        var after = Open();
         for (int n = 1; n <= file.TotalChunks; n++)
-            await before.StoreAsync(file, n);
-        await before.AssembleQueuedAsync(maxPieces: 2);
-
-        File.AppendAllBytes(Path.Combine(SessionDirectory(file), "assembled.journal"), [1, 2, 3, 4, 5]); // crash mid-append
-        File.WriteAllBytes(Path.Combine(_dir.StorageRoot, "tmp", "half-written-chunk"), new byte[123]);
-        Directory.CreateDirectory(Path.Combine(_dir.StorageRoot, "sessions", "0123456789abcdef0123456789abcdef"));
-
-        var after = new StoreHarness(_dir.StorageRoot);
+            Assert.Equal(acknowledged.Contains(n), after.Store.IsChunkStored("", StoreHarness.Describe(file, n)));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(session, "chunks")));
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dir.StorageRoot, "tmp")));
-        Assert.False(Directory.Exists(Path.Combine(_dir.StorageRoot, "sessions", "0123456789abcdef0123456789abcdef")));
-        await after.AssembleQueuedAsync();
+
+        for (int n = 1; n <= file.TotalChunks; n++)
+        {
+            if (!acknowledged.Contains(n))
+                await after.StoreAsync(file, n);
+        }
+
+        await after.WaitForCompleteAsync(file);
         AssertComplete(after, file);
     }
 
     [Fact]
-    public async Task Bytes_Written_To_The_File_Before_The_Journal_Are_Rewritten_After_A_Crash()
+    public async Task Unfinished_Session_Folders_Are_Removed_At_Start_Up()
     {
-        var file = TestFile.Random("crash-3", 4 * 1000, 1000);
-        var before = new StoreHarness(_dir.StorageRoot);
-        for (int n = 1; n <= file.TotalChunks; n++)
-            await before.StoreAsync(file, n);
+        var engine = Open();
+        engine.Dispose();
+        string orphan = Path.Combine(_dir.StorageRoot, "sessions", "0123456789abcdef0123456789abcdef");
+        Directory.CreateDirectory(orphan);
+        await File.WriteAllBytesAsync(Path.Combine(orphan, "data.part"), new byte[10]);
 
-        // Garbage where chunk 3 goes, as if the crash came mid-copy before its journal record.
-        using (var data = File.OpenHandle(Path.Combine(SessionDirectory(file), "data.part"), FileMode.Open, FileAccess.Write))
-            RandomAccess.Write(data, new byte[1000], 2000);
-
-        var after = new StoreHarness(_dir.StorageRoot);
-        await after.AssembleQueuedAsync();
-        AssertComplete(after, file);
+        Open();
+        Assert.False(Directory.Exists(orphan));
     }
 
     [Fact]
     public async Task Crash_Between_Marking_Complete_And_Moving_The_File_Is_Finished_At_Start_Up()
     {
         var file = TestFile.Random("crash-4", 3 * 1000, 1000);
-        var before = new StoreHarness(_dir.StorageRoot);
+        var before = Open();
         for (int n = 1; n <= file.TotalChunks; n++)
             await before.StoreAsync(file, n);
-        await before.AssembleQueuedAsync();
+        await before.WaitForCompleteAsync(file);
+        before.Dispose();
 
-        // session.json says complete but the rename into completed/ did not happen.
+        // session.json says complete, but the rename into completed/ did not happen.
         string completed = Path.Combine(_dir.StorageRoot, "completed", UploadStore.KeyOf("", file.Identifier));
         File.Move(completed, Path.Combine(SessionDirectory(file), "data.part"));
 
-        var after = new StoreHarness(_dir.StorageRoot);
+        var after = Open();
         AssertComplete(after, file);
         Assert.True(after.Store.IsChunkStored("", StoreHarness.Describe(file, 2)));
+    }
+
+    [Fact]
+    public async Task Crash_After_The_Last_Chunk_Completes_The_File_At_Start_Up()
+    {
+        var file = TestFile.Random("crash-5", 3 * 1000, 1000);
+        var before = Open();
+        for (int n = 1; n <= file.TotalChunks; n++)
+            await before.StoreAsync(file, n);
+        await before.WaitForCompleteAsync(file);
+        before.Dispose();
+
+        // Put the disk back to "every chunk journaled, completion not started": metadata receiving, file in place.
+        string session = SessionDirectory(file);
+        string completed = Path.Combine(_dir.StorageRoot, "completed", UploadStore.KeyOf("", file.Identifier));
+        File.Move(completed, Path.Combine(session, "data.part"));
+        string meta = await File.ReadAllTextAsync(Path.Combine(session, "session.json"));
+        await File.WriteAllTextAsync(Path.Combine(session, "session.json"), meta.Replace("\"complete\"", "\"receiving\"", StringComparison.Ordinal));
+        await File.WriteAllBytesAsync(Path.Combine(session, "assembled.journal"),
+            [.. BitConverter.GetBytes(0L), .. BitConverter.GetBytes(3000L)]);
+
+        var after = Open();
+        await after.WaitForCompleteAsync(file);
+        AssertComplete(after, file);
     }
 
     [Fact]
     public async Task Client_Disconnect_Mid_Chunk_Leaves_Nothing_Counted_As_Stored()
     {
         var file = TestFile.Random("drop-1", 3 * 4096, 4096);
-        var harness = new StoreHarness(_dir.StorageRoot);
+        var engine = Open();
         var body = new FailingStream(file.Slice(2).ToArray(), failAfter: 1000);
         await Assert.ThrowsAsync<IOException>(() =>
-            harness.Store.StoreChunkAsync("", StoreHarness.Describe(file, 2), body, CancellationToken.None));
+            engine.Store.StoreChunkAsync("", StoreHarness.Describe(file, 2), body, CancellationToken.None));
 
-        Assert.False(harness.Store.IsChunkStored("", StoreHarness.Describe(file, 2)));
+        Assert.False(engine.Store.IsChunkStored("", StoreHarness.Describe(file, 2)));
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dir.StorageRoot, "tmp")));
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(SessionDirectory(file), "chunks")));
+        engine.Dispose();
 
-        var restarted = new StoreHarness(_dir.StorageRoot);
+        var restarted = Open();
         Assert.False(restarted.Store.IsChunkStored("", StoreHarness.Describe(file, 2)));
     }
 
@@ -110,8 +144,8 @@ public sealed class RecoveryTests : IDisposable
     public async Task Free_Space_Floor_Refuses_New_Files_With_507()
     {
         var file = TestFile.Random("full-1", 4096, 1024);
-        var harness = new StoreHarness(_dir.StorageRoot, o => o.MinFreeSpace = long.MaxValue / 2);
-        var ex = await Assert.ThrowsAsync<UploadException>(() => harness.StoreAsync(file, 1));
+        var engine = Open(o => o.MinFreeSpace = long.MaxValue / 2);
+        var ex = await Assert.ThrowsAsync<UploadException>(() => engine.StoreAsync(file, 1));
         Assert.Equal(507, ex.Error.Status);
         Assert.Equal("insufficient_storage", ex.Error.Code);
         Assert.NotNull(ex.RetryAfterSeconds);
@@ -125,8 +159,8 @@ public sealed class RecoveryTests : IDisposable
         Assert.Equal(file.Sha256, status.Sha256);
         var completed = harness.Store.GetCompletedFile("", file.Identifier)!;
         Assert.Equal(file.Data, File.ReadAllBytes(completed.Path));
-        var sessionDir = Path.GetDirectoryName(Path.GetDirectoryName(completed.Path))!;
-        var workFiles = Directory.EnumerateFileSystemEntries(Path.Combine(sessionDir, "sessions"), "*", SearchOption.AllDirectories)
+        var root = Path.GetDirectoryName(Path.GetDirectoryName(completed.Path))!;
+        var workFiles = Directory.EnumerateFileSystemEntries(Path.Combine(root, "sessions"), "*", SearchOption.AllDirectories)
             .Where(p => !p.EndsWith("session.json", StringComparison.Ordinal) && !Directory.Exists(p));
         Assert.Empty(workFiles);
     }

@@ -1,16 +1,20 @@
 using System.Buffers;
 using ChunkUpload.Core.Errors;
 using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
 
 namespace ChunkUpload.Core.Storage;
 
 /// <summary>
-/// Writes stored chunks into each session's preallocated file at their offsets, as they arrive, so that finishing a
-/// file costs about one chunk. Order of durability for a batch: chunk bytes into data.part, data.part flushed, the
-/// ranges appended to the journal and flushed, then the chunk files deleted. The whole-file SHA-256 advances with
-/// the contiguous prefix; after a restart the prefix is hashed again from data.part.
-/// Completion happens exactly once per session, under its assembly gate: metadata marked complete (with the hash),
-/// then data.part renamed into completed/, then the work files removed. Start-up finishes an interrupted rename.
+/// Writes whole chunks from the chunks folder into each session's preallocated file at their offsets, as they
+/// arrive, so that finishing a file costs about one chunk. It works in batches (a group commit): every chunk waiting
+/// for a session is copied in (in the kernel, copy_file_range), the data file is flushed once, the ranges are
+/// appended to the journal and flushed, and only then are the chunks acknowledged to their requests and their files
+/// deleted. A chunk is thus written to the disk once, and an acknowledged chunk is always in the data file.
+/// The whole-file SHA-256 advances with the contiguous prefix; after a restart the prefix is hashed again.
+/// Completion happens exactly once per session, under its assembly gate: the outbox event (if any), the metadata
+/// marked complete with the hash, then data.part renamed into completed/, then the work files removed. Start-up
+/// finishes an interrupted rename.
 /// </summary>
 public sealed class ChunkAssembler
 {
@@ -49,7 +53,7 @@ public sealed class ChunkAssembler
     {
         try
         {
-            await ProcessAsync(session, int.MaxValue, cancellationToken);
+            await ProcessAsync(session, cancellationToken);
             session.AssemblyFailures = 0;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -82,10 +86,10 @@ public sealed class ChunkAssembler
     }
 
     /// <summary>
-    /// Writes up to <paramref name="maxPieces"/> pending chunks of <paramref name="session"/> into its file, advances
-    /// the hash, and completes the file when every byte is in. Returns true when the session is complete.
+    /// Writes the chunks waiting for <paramref name="session"/> into its file, acknowledges them, advances the hash,
+    /// and completes the file when every byte is in. Returns true when the session is complete.
     /// </summary>
-    internal async Task<bool> ProcessAsync(UploadSession session, int maxPieces, CancellationToken cancellationToken)
+    internal async Task<bool> ProcessAsync(UploadSession session, CancellationToken cancellationToken)
     {
         await session.AssemblyGate.WaitAsync(cancellationToken);
         try
@@ -95,7 +99,7 @@ public sealed class ChunkAssembler
             {
                 if (session.Deleted || session.State != SessionState.Receiving)
                     return session.State == SessionState.Complete;
-                batch = session.Pending.Take(maxPieces).ToList();
+                batch = [.. session.Pending];
             }
 
             bool complete;
@@ -105,7 +109,7 @@ public sealed class ChunkAssembler
                     WriteBatch(session, data, batch);
                 AdvanceHash(session, data);
                 lock (session.Sync)
-                    complete = !session.Deleted && session.Assembled.Contains(0, session.Geometry.TotalSize);
+                    complete = !session.Deleted && session.AllReceived;
             }
 
             if (!complete)
@@ -132,67 +136,82 @@ public sealed class ChunkAssembler
         }
     }
 
-    private void WriteBatch(UploadSession session, Microsoft.Win32.SafeHandles.SafeFileHandle data, List<StoredPiece> batch)
+    private void WriteBatch(UploadSession session, SafeFileHandle data, List<StoredPiece> batch)
     {
         var done = new List<StoredPiece>(batch.Count);
         var lost = new List<StoredPiece>();
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         try
         {
-            foreach (var piece in batch)
+            byte[]? buffer = null;
+            try
             {
-                if (CopyPiece(piece, data, buffer))
-                    done.Add(piece);
-                else
-                    lost.Add(piece);
+                foreach (var piece in batch)
+                {
+                    if (CopyPiece(piece, data, ref buffer))
+                        done.Add(piece);
+                    else
+                        lost.Add(piece);
+                }
             }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-
-        if (done.Count > 0)
-        {
-            if (_store.Options.FlushToDisk)
-                RandomAccess.FlushToDisk(data);
-            AppendJournal(session, done);
-        }
-
-        lock (session.Sync)
-        {
-            foreach (var piece in done)
+            finally
             {
-                session.Assembled.Add(piece.Range.Offset, piece.Range.Length);
-                session.Pending.Remove(piece);
+                if (buffer is not null)
+                    ArrayPool<byte>.Shared.Return(buffer);
             }
 
-            if (lost.Count > 0)
+            if (done.Count > 0)
             {
-                // Forget what cannot be read back, so the chunk test asks the client for it again.
-                foreach (var piece in lost)
-                    session.Pending.Remove(piece);
-                session.Received.Clear();
-                foreach (var r in session.Assembled.Ranges)
-                    session.Received.Add(r.Offset, r.Length);
-                foreach (var p in session.Pending)
-                    session.Received.Add(p.Range.Offset, p.Range.Length);
-                session.RecountReceivedChunks();
+                if (_store.Options.FlushToDisk)
+                    RandomAccess.FlushToDisk(data);
+                AppendJournal(session, done);
             }
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Nothing of this batch is acknowledged: its requests get a transient error and the client sends again.
+            var error = ex is IOException io && StorageFaults.IsDiskFull(io)
+                ? new UploadException(UploadErrors.InsufficientStorage, "The server's disk is full; the chunk was not stored. Try again later.", ex) { RetryAfterSeconds = 60 }
+                : new UploadException(UploadErrors.StorageUnavailable, "The server could not store the chunk; send it again.", ex) { RetryAfterSeconds = 5 };
+            Settle(session, batch, stored: [], failed: batch, error);
+            throw;
+        }
 
-        foreach (var piece in done)
-            UploadStore.TryDelete(piece.Path);
+        Settle(session, batch, stored: done, failed: lost,
+            new UploadException(UploadErrors.StorageUnavailable, "The chunk could not be read back on the server; send it again.") { RetryAfterSeconds = 1 });
         foreach (var piece in lost)
-        {
             CoreLog.PieceLost(_store.Logger, session.Metadata.Identifier, piece.Path);
-            UploadStore.TryDelete(piece.Path);
-        }
     }
 
-    private static bool CopyPiece(StoredPiece piece, Microsoft.Win32.SafeHandles.SafeFileHandle data, byte[] buffer)
+    // Records the outcome of a batch in memory, answers the waiting requests and removes the chunk files.
+    private void Settle(UploadSession session, List<StoredPiece> batch, List<StoredPiece> stored, List<StoredPiece> failed, UploadException error)
     {
-        Microsoft.Win32.SafeHandles.SafeFileHandle source;
+        lock (session.Sync)
+        {
+            foreach (var piece in stored)
+            {
+                if (!session.Received.Contains(piece.Range.Offset, piece.Range.Length))
+                {
+                    session.Received.Add(piece.Range.Offset, piece.Range.Length);
+                    session.ReceivedChunkCount++;
+                }
+            }
+
+            foreach (var piece in batch)
+                session.Pending.Remove(piece);
+            session.LastActivity = _store.Time.GetUtcNow();
+        }
+
+        foreach (var piece in stored)
+            piece.Stored.TrySetResult();
+        foreach (var piece in failed)
+            piece.Stored.TrySetException(error);
+        foreach (var piece in batch)
+            UploadStore.TryDelete(piece.Path);
+    }
+
+    private static bool CopyPiece(StoredPiece piece, SafeFileHandle data, ref byte[]? buffer)
+    {
+        SafeFileHandle source;
         try
         {
             source = File.OpenHandle(piece.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
@@ -206,6 +225,9 @@ public sealed class ChunkAssembler
         {
             if (RandomAccess.GetLength(source) != piece.Range.Length)
                 return false;
+            if (NativeFileSystem.TryCopyRange(source, 0, data, piece.Range.Offset, piece.Range.Length))
+                return true;
+            buffer ??= ArrayPool<byte>.Shared.Rent(BufferSize);
             long position = 0;
             while (position < piece.Range.Length)
             {
@@ -238,11 +260,11 @@ public sealed class ChunkAssembler
         journal.Flush(flushToDisk: _store.Options.FlushToDisk);
     }
 
-    private static void AdvanceHash(UploadSession session, Microsoft.Win32.SafeHandles.SafeFileHandle data)
+    private static void AdvanceHash(UploadSession session, SafeFileHandle data)
     {
         long end;
         lock (session.Sync)
-            end = session.Assembled.ContiguousEnd;
+            end = session.Received.ContiguousEnd;
         if (session.HashedUpTo >= end)
             return;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);

@@ -3,11 +3,22 @@ using ChunkUpload.Core.Geometry;
 
 namespace ChunkUpload.Core.Storage;
 
-/// <summary>A chunk file that is stored (durable) but not yet written into the assembled file.</summary>
-internal sealed record StoredPiece(ByteRange Range, string Path);
+/// <summary>
+/// A chunk whose bytes are complete in a file of the chunks folder, waiting for the assembler to write it into the
+/// data file and journal it. <see cref="Stored"/> completes then (or fails), and only then is the chunk acknowledged.
+/// </summary>
+internal sealed class StoredPiece(ByteRange range, string path)
+{
+    public ByteRange Range { get; } = range;
+
+    public string Path { get; } = path;
+
+    public TaskCompletionSource Stored { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
 
 /// <summary>
-/// In-memory state of one upload. Everything here can be rebuilt from the session folder at start-up.
+/// In-memory state of one upload. Everything durable here can be rebuilt from the session folder at start-up:
+/// <see cref="Received"/> is exactly what the journal says is in the data file.
 /// <see cref="Sync"/> guards the mutable fields; <see cref="AssemblyGate"/> is held by whoever touches the data
 /// file (the assembler, a delete).
 /// </summary>
@@ -40,8 +51,10 @@ internal sealed class UploadSession
     // Guarded by Sync.
     public SessionState State { get; set; }
     public bool Deleted { get; set; }
+    /// <summary>Byte ranges durable in the data file (journaled): what the chunk test reports as stored.</summary>
     public RangeSet Received { get; } = new();
-    public RangeSet Assembled { get; } = new();
+
+    /// <summary>Chunks received in full and waiting for the assembler; not yet acknowledged.</summary>
     public List<StoredPiece> Pending { get; } = [];
 
     // Owned by the holder of AssemblyGate.

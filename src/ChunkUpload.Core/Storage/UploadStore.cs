@@ -95,7 +95,7 @@ public sealed class UploadStore
                     _activeByClient.AddOrUpdate(session.Metadata.Client ?? session.Metadata.Owner, 1, (_, n) => n + 1);
                 else
                     session.Finished = 1;
-                if (session.State == SessionState.Receiving && (session.Pending.Count > 0 || session.AllReceived))
+                if (session.State == SessionState.Receiving && session.AllReceived)
                 {
                     _queue.Enqueue(session);
                     pending++;
@@ -166,21 +166,16 @@ public sealed class UploadStore
             await WriteExactAsync(temp, body, range.Length, chunk.ChunkNumber, cancellationToken);
             target = Path.Combine(session.ChunksDirectory,
                 string.Create(CultureInfo.InvariantCulture, $"{range.Offset}.{range.Length}.{Guid.NewGuid():N}"));
-            try
-            {
-                File.Move(temp, target);
-                if (_options.FlushToDisk)
-                    NativeFileSystem.FlushDirectory(session.ChunksDirectory);
-            }
-            catch (DirectoryNotFoundException)
-            {
-                // The chunks folder goes away when the upload completes or is deleted while this chunk arrived.
-                TryDelete(temp);
-                if (session.Deleted)
-                    throw Deleted(chunk.Identifier);
-                CoreLog.ChunkDuplicate(_logger, chunk.Identifier, chunk.ChunkNumber);
-                return Receipt(session, chunk.ChunkNumber, duplicate: true);
-            }
+            File.Move(temp, target);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // The chunks folder goes away when the upload completes or is deleted while this chunk arrived.
+            TryDelete(temp);
+            if (session.Deleted)
+                throw Deleted(chunk.Identifier);
+            CoreLog.ChunkDuplicate(_logger, chunk.Identifier, chunk.ChunkNumber);
+            return Receipt(session, chunk.ChunkNumber, duplicate: true);
         }
         catch (IOException ex) when (NativeFileSystem.IsDiskFull(ex))
         {
@@ -196,39 +191,43 @@ public sealed class UploadStore
             throw;
         }
 
-        bool duplicate = false;
+        // Hand the whole chunk to the assembler and acknowledge it once it is durable in the data file. A re-send
+        // racing the original waits for the original instead of writing the same bytes twice.
+        StoredPiece? piece = null;
+        Task? stored = null;
+        bool deleted;
         lock (session.Sync)
         {
-            if (session.Deleted)
+            deleted = session.Deleted;
+            if (!deleted && session.State != SessionState.Complete && !session.Received.Contains(range.Offset, range.Length))
             {
-                duplicate = true;
-            }
-            else if (session.Received.Contains(range.Offset, range.Length))
-            {
-                duplicate = true; // a concurrent re-send of the same chunk won the race
-            }
-            else
-            {
-                session.Received.Add(range.Offset, range.Length);
-                session.ReceivedChunkCount++;
-                session.Pending.Add(new StoredPiece(range, target));
+                var existing = session.Pending.Find(p => p.Range == range);
+                if (existing is null)
+                {
+                    piece = new StoredPiece(range, target);
+                    session.Pending.Add(piece);
+                }
+
+                stored = (piece ?? existing)!.Stored.Task;
             }
 
             session.LastActivity = _time.GetUtcNow();
         }
 
-        if (duplicate)
-        {
+        if (piece is null)
             TryDelete(target);
-            if (session.Deleted)
-                throw Deleted(chunk.Identifier);
-        }
-        else
+        if (deleted)
+            throw Deleted(chunk.Identifier);
+        if (stored is null)
         {
-            _queue.Enqueue(session);
+            CoreLog.ChunkDuplicate(_logger, chunk.Identifier, chunk.ChunkNumber);
+            return Receipt(session, chunk.ChunkNumber, duplicate: true);
         }
 
-        var receipt = Receipt(session, chunk.ChunkNumber, duplicate);
+        _queue.Enqueue(session);
+        await stored.WaitAsync(cancellationToken);
+
+        var receipt = Receipt(session, chunk.ChunkNumber, duplicate: piece is null);
         CoreLog.ChunkStored(_logger, chunk.Identifier, chunk.ChunkNumber, range.Length, receipt.ReceivedChunks, receipt.TotalChunks);
         return receipt;
     }
@@ -293,10 +292,18 @@ public sealed class UploadStore
         {
             if (!_sessions.TryGetValue(key, out var session))
                 return false;
+            List<StoredPiece> waiting;
             lock (session.Sync)
+            {
                 session.Deleted = true;
+                waiting = [.. session.Pending];
+                session.Pending.Clear();
+            }
+
             _sessions.TryRemove(key, out _);
             SessionFinished(session);
+            foreach (var piece in waiting)
+                piece.Stored.TrySetException(Deleted(identifier));
 
             // Wait for the assembler to leave the data file; it checks Deleted before its next step.
             await session.AssemblyGate.WaitAsync(CancellationToken.None);
@@ -618,23 +625,12 @@ public sealed class UploadStore
         }
 
         foreach (var range in ReadJournal(session))
-            session.Assembled.Add(range.Offset, range.Length);
-        foreach (var r in session.Assembled.Ranges)
-            session.Received.Add(r.Offset, r.Length);
+            session.Received.Add(range.Offset, range.Length);
 
+        // Chunk files that the journal does not list were never acknowledged (and never flushed): the client
+        // still has them and the chunk test asks for them again.
+        DeleteDirectory(session.ChunksDirectory);
         Directory.CreateDirectory(session.ChunksDirectory);
-        foreach (var file in Directory.EnumerateFiles(session.ChunksDirectory))
-        {
-            if (TryParsePiece(session, file, out var range) && !session.Received.Contains(range.Offset, range.Length))
-            {
-                session.Received.Add(range.Offset, range.Length);
-                session.Pending.Add(new StoredPiece(range, file));
-            }
-            else
-            {
-                File.Delete(file); // already assembled, a duplicate, or not one of ours
-            }
-        }
 
         session.RecountReceivedChunks();
         return session;
@@ -706,20 +702,6 @@ public sealed class UploadStore
         return result;
     }
 
-    private static bool TryParsePiece(UploadSession session, string file, out ByteRange range)
-    {
-        range = default;
-        var parts = Path.GetFileName(file).Split('.');
-        if (parts.Length != 3
-            || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out long offset)
-            || !long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out long length)
-            || length < 1 || offset > session.Geometry.TotalSize - length
-            || new FileInfo(file).Length != length)
-            return false;
-        range = new ByteRange(offset, length);
-        return true;
-    }
-
     internal static List<ByteRange> ReadJournal(UploadSession session)
     {
         var ranges = new List<ByteRange>();
@@ -778,7 +760,7 @@ public sealed class UploadStore
     private static UploadException Deleted(string identifier) =>
         new(UploadErrors.SessionMismatch, $"Upload '{identifier}' was deleted while this chunk arrived.");
 
-    private async Task WriteExactAsync(string path, Stream body, long expected, int chunkNumber, CancellationToken cancellationToken)
+    private static async Task WriteExactAsync(string path, Stream body, long expected, int chunkNumber, CancellationToken cancellationToken)
     {
         byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(CopyBufferSize, Math.Max(expected + 1, 4096)));
         try
@@ -799,8 +781,7 @@ public sealed class UploadStore
             if (written != expected)
                 throw new UploadException(UploadErrors.ChunkLengthMismatch,
                     $"Chunk {chunkNumber} must be {expected} bytes, but the body had {written}.");
-            if (_options.FlushToDisk)
-                RandomAccess.FlushToDisk(handle);
+            // No flush here: a chunk becomes durable in the data file, and only then is it acknowledged.
         }
         finally
         {

@@ -5,9 +5,12 @@ using Microsoft.Extensions.Options;
 
 namespace ChunkUpload.Tests.Infrastructure;
 
-/// <summary>The engine without a host: a store, its queue and an assembler that tests drive step by step.</summary>
-internal sealed class StoreHarness
+/// <summary>The engine without a host: a store, its queue and a running assembler. Abandoning one (without
+/// <see cref="Dispose"/>) and opening another over the same root is what a crash and a restart look like.</summary>
+internal sealed class StoreHarness : IDisposable
 {
+    private readonly CancellationTokenSource _stop = new();
+
     public StoreHarness(string root, Action<UploadOptions>? configure = null)
     {
         var options = new UploadOptions { StorageRoot = root, MinFreeSpace = 0 };
@@ -16,7 +19,10 @@ internal sealed class StoreHarness
         Store = new UploadStore(Options.Create(options), Queue, TimeProvider.System, NullLogger<UploadStore>.Instance);
         Assembler = new ChunkAssembler(Store, Queue);
         Store.Open();
+        _ = Task.Run(() => Assembler.RunAsync(_stop.Token));
     }
+
+    public void Dispose() => _stop.Cancel();
 
     public AssemblyQueue Queue { get; }
     public UploadStore Store { get; }
@@ -35,13 +41,13 @@ internal sealed class StoreHarness
     public Task<ChunkReceipt> StoreAsync(TestFile file, int chunk) =>
         Store.StoreChunkAsync("", Describe(file, chunk), new MemoryStream(file.Slice(chunk).ToArray()), CancellationToken.None);
 
-    /// <summary>Runs the assembler over whatever is queued, writing at most <paramref name="maxPieces"/> chunks per session.</summary>
-    public async Task AssembleQueuedAsync(int maxPieces = int.MaxValue)
+    public async Task WaitForCompleteAsync(TestFile file)
     {
-        while (Queue.Count > 0)
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (Store.GetStatus("", file.Identifier)?.State != "complete")
         {
-            var session = await Queue.DequeueAsync(CancellationToken.None);
-            await Assembler.ProcessAsync(session, maxPieces, CancellationToken.None);
+            Assert.True(DateTime.UtcNow < deadline, $"{file.Identifier} did not complete.");
+            await Task.Delay(5);
         }
     }
 }
