@@ -251,6 +251,7 @@ public sealed class ChunkAssembler
             BitConverter.TryWriteBytes(records.AsSpan((i * 16) + 8), done[i].Range.Length);
         }
 
+        bool created = !File.Exists(session.JournalPath);
         using var journal = new FileStream(session.JournalPath, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read, 1);
         // A torn record from an earlier crash would misalign everything after it: start at a record boundary.
         if (journal.Length % 16 != 0)
@@ -258,6 +259,8 @@ public sealed class ChunkAssembler
         journal.Seek(0, SeekOrigin.End);
         journal.Write(records);
         journal.Flush(flushToDisk: _store.Options.FlushToDisk);
+        if (created && _store.Options.FlushToDisk)
+            NativeFileSystem.FlushDirectory(session.Directory);
     }
 
     private static void AdvanceHash(UploadSession session, SafeFileHandle data)

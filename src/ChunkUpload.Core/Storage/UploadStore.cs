@@ -522,8 +522,9 @@ public sealed class UploadStore
             // Reserve the whole file now, so a disk that cannot take it says so on the first chunk.
             using (var data = File.OpenHandle(session.DataPath, FileMode.CreateNew, FileAccess.Write, FileShare.Read, FileOptions.None, geometry.TotalSize))
                 RandomAccess.SetLength(data, geometry.TotalSize);
+            File.Create(session.JournalPath).Dispose();
 
-            WriteMetadata(session);
+            WriteMetadata(session); // also flushes the session folder, making data.part and the journal durable names
             if (_options.FlushToDisk)
                 NativeFileSystem.FlushDirectory(SessionsDirectory);
         }
