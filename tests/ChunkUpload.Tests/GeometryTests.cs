@@ -7,25 +7,9 @@ using ChunkUpload.Tests.Infrastructure;
 namespace ChunkUpload.Tests;
 
 /// <summary>Chunk geometry exactly as resumable.js and flow.js compute it (PROTOCOLS.md 2.2), in the engine and over HTTP.</summary>
-public sealed class GeometryTests : IDisposable
+public sealed class GeometryTests : ServerTest
 {
     private static readonly UploadOptions Limits = new();
-    private readonly TempDirectory _dir = new();
-    private readonly ChunkUploadApplication _app;
-    private readonly UploadClient _client;
-
-    public GeometryTests()
-    {
-        _app = new ChunkUploadApplication(_dir.StorageRoot);
-        _client = new UploadClient(_app.CreateClient());
-    }
-
-    public void Dispose()
-    {
-        _app.Dispose();
-        _dir.Dispose();
-    }
-
     [Theory]
     [InlineData(99_498, 1_048_576, null, 1, 99_498)] // chunk size larger than the file (resumable.js #155)
     [InlineData(2_459_177, 1_048_576, null, 2, 1_410_601)] // last chunk absorbs the remainder (#462)
@@ -74,24 +58,24 @@ public sealed class GeometryTests : IDisposable
     public async Task Files_Of_Every_Shape_Upload_Byte_Identical(int size, int chunkSize, bool force)
     {
         var file = TestFile.Random($"shape-{size}-{chunkSize}-{force}", size, chunkSize, force: force);
-        await _client.UploadAllAsync(file, ClientKind.FlowMultipart);
-        var status = await _client.WaitForCompleteAsync(file.Identifier);
+        await Client.UploadAllAsync(file, ClientKind.FlowMultipart);
+        var status = await Client.WaitForCompleteAsync(file.Identifier);
         Assert.Equal(file.TotalChunks, status.GetProperty("totalChunks").GetInt32());
         Assert.Equal(file.Sha256, status.GetProperty("sha256").GetString());
-        Assert.Equal(file.Data, await _client.Http.GetByteArrayAsync("/files/" + file.Identifier));
+        Assert.Equal(file.Data, await Client.Http.GetByteArrayAsync("/files/" + file.Identifier));
     }
 
     [Fact]
     public async Task Zero_Byte_File_From_Flow_Js_Is_Accepted()
     {
         var file = TestFile.Random("empty-1", 0, 1_048_576);
-        using (var test = await _client.TestChunkAsync(file, 1, ClientKind.FlowMultipart))
+        using (var test = await Client.TestChunkAsync(file, 1, ClientKind.FlowMultipart))
             Assert.Equal(HttpStatusCode.NoContent, test.StatusCode);
-        await _client.UploadAllAsync(file, ClientKind.FlowMultipart);
-        var status = await _client.WaitForCompleteAsync(file.Identifier);
+        await Client.UploadAllAsync(file, ClientKind.FlowMultipart);
+        var status = await Client.WaitForCompleteAsync(file.Identifier);
         Assert.Equal(UploadClient.Sha256Hex([]), status.GetProperty("sha256").GetString());
-        Assert.Empty(await _client.Http.GetByteArrayAsync("/files/empty-1"));
-        using var again = await _client.TestChunkAsync(file, 1, ClientKind.FlowMultipart);
+        Assert.Empty(await Client.Http.GetByteArrayAsync("/files/empty-1"));
+        using var again = await Client.TestChunkAsync(file, 1, ClientKind.FlowMultipart);
         Assert.Equal(HttpStatusCode.OK, again.StatusCode);
     }
 }

@@ -4,24 +4,8 @@ using ChunkUpload.Tests.Infrastructure;
 namespace ChunkUpload.Tests;
 
 /// <summary>Identifiers, names and numbers are hostile: refused with a clear problem, or kept as data, never used as paths.</summary>
-public sealed class HostileInputTests : IDisposable
+public sealed class HostileInputTests : ServerTest
 {
-    private readonly TempDirectory _dir = new();
-    private readonly ChunkUploadApplication _app;
-    private readonly UploadClient _client;
-
-    public HostileInputTests()
-    {
-        _app = new ChunkUploadApplication(_dir.StorageRoot);
-        _client = new UploadClient(_app.CreateClient());
-    }
-
-    public void Dispose()
-    {
-        _app.Dispose();
-        _dir.Dispose();
-    }
-
     public static TheoryData<string> PathLikeIdentifiers => new()
     {
         "../../../../tmp/chunkupload-escape",
@@ -41,12 +25,12 @@ public sealed class HostileInputTests : IDisposable
         var file = TestFile.Random(hostile, 2500, 1000, name: hostile) with { };
         foreach (var kind in new[] { ClientKind.ResumableMultipart, ClientKind.FlowOctet })
         {
-            using var test = await _client.TestChunkAsync(file, 1, kind);
+            using var test = await Client.TestChunkAsync(file, 1, kind);
             Assert.True(test.StatusCode is HttpStatusCode.NoContent or HttpStatusCode.OK);
         }
 
-        await _client.UploadAllAsync(file, ClientKind.FlowMultipart);
-        using var test2 = await _client.TestChunkAsync(file, 2);
+        await Client.UploadAllAsync(file, ClientKind.FlowMultipart);
+        using var test2 = await Client.TestChunkAsync(file, 2);
         Assert.Equal(HttpStatusCode.OK, test2.StatusCode);
         AssertNothingOutsideTheRoot();
         Assert.False(File.Exists("/tmp/chunkupload-escape"));
@@ -85,7 +69,7 @@ public sealed class HostileInputTests : IDisposable
         {
             var parameters = UploadClient.Parameters(kind, file, 1);
             parameters[(kind == ClientKind.FlowMultipart ? "flow" : "resumable") + field] = value;
-            using var post = await _client.PostAsync(parameters, file.Slice(1), kind);
+            using var post = await Client.PostAsync(parameters, file.Slice(1), kind);
             Assert.Equal(HttpStatusCode.BadRequest, post.StatusCode);
             await ResumableContractTests.AssertProblemAsync(post, code);
         }
@@ -94,12 +78,12 @@ public sealed class HostileInputTests : IDisposable
         query["flow" + field] = value;
         if (value.Length < 5000)
         {
-            using var test = await _client.Http.GetAsync("/upload?" + UploadClient.Query(query));
+            using var test = await Client.Http.GetAsync("/upload?" + UploadClient.Query(query));
             Assert.Equal(HttpStatusCode.BadRequest, test.StatusCode);
         }
 
         AssertNothingOutsideTheRoot();
-        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(_dir.StorageRoot, "sessions")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(Dir.StorageRoot, "sessions")));
     }
 
     [Fact]
@@ -112,7 +96,7 @@ public sealed class HostileInputTests : IDisposable
         foreach (var (name, value) in parameters)
             form.Add(new StringContent(value), name);
         form.Add(new ByteArrayContent(file.Slice(1).ToArray()), "file", "x.bin");
-        using var response = await _client.Http.PostAsync(url, form);
+        using var response = await Client.Http.PostAsync(url, form);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         await ResumableContractTests.AssertProblemAsync(response, "conflicting_parameter");
     }
@@ -120,16 +104,16 @@ public sealed class HostileInputTests : IDisposable
     [Fact]
     public async Task Status_Of_A_Hostile_Identifier_Is_A_Problem_Not_A_Crash()
     {
-        using var huge = await _client.Http.GetAsync("/uploads/" + new string('x', 5000));
+        using var huge = await Client.Http.GetAsync("/uploads/" + new string('x', 5000));
         Assert.Equal(HttpStatusCode.BadRequest, huge.StatusCode);
         await ResumableContractTests.AssertProblemAsync(huge, "invalid_identifier");
-        using var control = await _client.Http.DeleteAsync("/uploads/a%01b");
+        using var control = await Client.Http.DeleteAsync("/uploads/a%01b");
         Assert.Equal(HttpStatusCode.BadRequest, control.StatusCode);
-        using var traversal = await _client.Http.GetAsync("/files/..%2F..%2Fetc%2Fpasswd");
+        using var traversal = await Client.Http.GetAsync("/files/..%2F..%2Fetc%2Fpasswd");
         Assert.Equal(HttpStatusCode.NotFound, traversal.StatusCode);
         AssertNothingOutsideTheRoot();
     }
 
     private void AssertNothingOutsideTheRoot() =>
-        Assert.Equal([_dir.StorageRoot], Directory.EnumerateFileSystemEntries(_dir.Path));
+        Assert.Equal([Dir.StorageRoot], Directory.EnumerateFileSystemEntries(Dir.Path));
 }

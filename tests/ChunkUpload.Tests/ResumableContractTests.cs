@@ -7,24 +7,8 @@ using ChunkUpload.Tests.Infrastructure;
 namespace ChunkUpload.Tests;
 
 /// <summary>The HTTP contract of GET/POST /upload, /uploads/{id} and /files/{id}, case by case, for both clients.</summary>
-public sealed class ResumableContractTests : IDisposable
+public sealed class ResumableContractTests : ServerTest
 {
-    private readonly TempDirectory _dir = new();
-    private readonly ChunkUploadApplication _app;
-    private readonly UploadClient _client;
-
-    public ResumableContractTests()
-    {
-        _app = new ChunkUploadApplication(_dir.StorageRoot);
-        _client = new UploadClient(_app.CreateClient());
-    }
-
-    public void Dispose()
-    {
-        _app.Dispose();
-        _dir.Dispose();
-    }
-
     public static TheoryData<ClientKind> AllClients => new() { ClientKind.ResumableMultipart, ClientKind.ResumableOctet, ClientKind.FlowMultipart, ClientKind.FlowOctet };
 
     [Theory]
@@ -35,10 +19,10 @@ public sealed class ResumableContractTests : IDisposable
         var file = TestFile.Random("2459177-Fbin-" + kind, 2_459_177, 1_048_576);
         Assert.Equal(2, file.TotalChunks);
 
-        using (var missing = await _client.TestChunkAsync(file, 1, kind))
+        using (var missing = await Client.TestChunkAsync(file, 1, kind))
             Assert.Equal(HttpStatusCode.NoContent, missing.StatusCode);
 
-        using (var post = await _client.PostChunkAsync(file, 1, kind))
+        using (var post = await Client.PostChunkAsync(file, 1, kind))
         {
             Assert.Equal(HttpStatusCode.OK, post.StatusCode);
             var ack = await post.Content.ReadFromJsonAsync<JsonElement>();
@@ -48,15 +32,15 @@ public sealed class ResumableContractTests : IDisposable
             Assert.Equal("receiving", ack.GetProperty("state").GetString());
         }
 
-        using (var stored = await _client.TestChunkAsync(file, 1, kind))
+        using (var stored = await Client.TestChunkAsync(file, 1, kind))
             Assert.Equal(HttpStatusCode.OK, stored.StatusCode);
-        using (var other = await _client.TestChunkAsync(file, 2, kind))
+        using (var other = await Client.TestChunkAsync(file, 2, kind))
             Assert.Equal(HttpStatusCode.NoContent, other.StatusCode);
 
-        using (var last = await _client.PostChunkAsync(file, 2, kind))
+        using (var last = await Client.PostChunkAsync(file, 2, kind))
             Assert.Equal(HttpStatusCode.OK, last.StatusCode);
 
-        var status = await _client.WaitForCompleteAsync(file.Identifier);
+        var status = await Client.WaitForCompleteAsync(file.Identifier);
         Assert.Equal(file.Sha256, status.GetProperty("sha256").GetString());
         Assert.Equal(await DownloadAsync(file.Identifier), file.Data);
     }
@@ -65,9 +49,9 @@ public sealed class ResumableContractTests : IDisposable
     public async Task Status_Reports_Geometry_Received_And_Missing_Chunks()
     {
         var file = TestFile.Random("status-1", 5 * 1024, 1024, name: "report.pdf");
-        await _client.UploadAllAsync(file, order: [2, 4]);
+        await Client.UploadAllAsync(file, order: [2, 4]);
 
-        var status = await _client.StatusAsync(file.Identifier);
+        var status = await Client.StatusAsync(file.Identifier);
         Assert.Equal("status-1", status.GetProperty("identifier").GetString());
         Assert.Equal("report.pdf", status.GetProperty("fileName").GetString());
         Assert.Equal(5 * 1024, status.GetProperty("totalSize").GetInt64());
@@ -89,7 +73,7 @@ public sealed class ResumableContractTests : IDisposable
                      new HttpRequestMessage(HttpMethod.Get, "/files/nope"),
                  })
         {
-            using var response = await _client.Http.SendAsync(request);
+            using var response = await Client.Http.SendAsync(request);
             Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
             await AssertProblemAsync(response, "upload_not_found");
         }
@@ -99,19 +83,19 @@ public sealed class ResumableContractTests : IDisposable
     public async Task Download_Is_404_Until_Complete_Then_Supports_Ranges()
     {
         var file = TestFile.Random("dl-1", 3000, 1000);
-        await _client.UploadAllAsync(file, order: [1, 2]);
-        using (var early = await _client.Http.GetAsync("/files/dl-1"))
+        await Client.UploadAllAsync(file, order: [1, 2]);
+        using (var early = await Client.Http.GetAsync("/files/dl-1"))
         {
             Assert.Equal(HttpStatusCode.NotFound, early.StatusCode);
             await AssertProblemAsync(early, "file_not_ready");
         }
 
-        await _client.UploadAllAsync(file, order: [3]);
-        await _client.WaitForCompleteAsync(file.Identifier);
+        await Client.UploadAllAsync(file, order: [3]);
+        await Client.WaitForCompleteAsync(file.Identifier);
 
         var request = new HttpRequestMessage(HttpMethod.Get, "/files/dl-1");
         request.Headers.Range = new RangeHeaderValue(1000, 1499);
-        using var partial = await _client.Http.SendAsync(request);
+        using var partial = await Client.Http.SendAsync(request);
         Assert.Equal(HttpStatusCode.PartialContent, partial.StatusCode);
         Assert.Equal(file.Data.AsSpan(1000, 500).ToArray(), await partial.Content.ReadAsByteArrayAsync());
         Assert.Equal(3000, partial.Content.Headers.ContentRange!.Length);
@@ -121,10 +105,10 @@ public sealed class ResumableContractTests : IDisposable
     public async Task Download_Carries_The_Original_Name_Safely()
     {
         var file = TestFile.Random("name-1", 10, 1024, name: "../../résumé \"東京\".bin");
-        await _client.UploadAllAsync(file);
-        await _client.WaitForCompleteAsync(file.Identifier);
+        await Client.UploadAllAsync(file);
+        await Client.WaitForCompleteAsync(file.Identifier);
 
-        using var response = await _client.Http.GetAsync("/files/name-1");
+        using var response = await Client.Http.GetAsync("/files/name-1");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var disposition = response.Content.Headers.ContentDisposition!;
         Assert.Equal("attachment", disposition.DispositionType);
@@ -137,38 +121,38 @@ public sealed class ResumableContractTests : IDisposable
     public async Task Delete_Removes_Chunks_And_File_And_Returns_204()
     {
         var file = TestFile.Random("del-1", 4096, 1024);
-        await _client.UploadAllAsync(file, order: [1, 3]);
+        await Client.UploadAllAsync(file, order: [1, 3]);
 
-        using (var delete = await _client.Http.DeleteAsync("/uploads/del-1"))
+        using (var delete = await Client.Http.DeleteAsync("/uploads/del-1"))
             Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
-        using (var status = await _client.Http.GetAsync("/uploads/del-1"))
+        using (var status = await Client.Http.GetAsync("/uploads/del-1"))
             Assert.Equal(HttpStatusCode.NotFound, status.StatusCode);
-        using (var test = await _client.TestChunkAsync(file, 1))
+        using (var test = await Client.TestChunkAsync(file, 1))
             Assert.Equal(HttpStatusCode.NoContent, test.StatusCode);
-        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(_dir.StorageRoot, "sessions")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(Dir.StorageRoot, "sessions")));
 
         // The identifier can be used again from scratch.
-        await _client.UploadAllAsync(file);
-        var done = await _client.WaitForCompleteAsync(file.Identifier);
+        await Client.UploadAllAsync(file);
+        var done = await Client.WaitForCompleteAsync(file.Identifier);
         Assert.Equal(file.Sha256, done.GetProperty("sha256").GetString());
 
-        using (var delete = await _client.Http.DeleteAsync("/uploads/del-1"))
+        using (var delete = await Client.Http.DeleteAsync("/uploads/del-1"))
             Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
-        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(_dir.StorageRoot, "completed")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(Dir.StorageRoot, "completed")));
     }
 
     [Fact]
     public async Task Chunk_That_Disagrees_With_Its_Session_Is_409()
     {
         var file = TestFile.Random("mismatch-1", 4096, 1024);
-        await _client.UploadAllAsync(file, order: [1]);
+        await Client.UploadAllAsync(file, order: [1]);
         var other = file with { Data = new byte[8192] };
-        using var response = await _client.PostChunkAsync(other, 2);
+        using var response = await Client.PostChunkAsync(other, 2);
         Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
         await AssertProblemAsync(response, "session_mismatch");
 
         var renamed = file with { Name = "other.bin" };
-        using var renamedResponse = await _client.PostChunkAsync(renamed, 2);
+        using var renamedResponse = await Client.PostChunkAsync(renamed, 2);
         Assert.Equal(HttpStatusCode.Conflict, renamedResponse.StatusCode);
     }
 
@@ -179,17 +163,17 @@ public sealed class ResumableContractTests : IDisposable
     {
         var file = TestFile.Random("len-" + kind, 4096, 1024);
         var parameters = UploadClient.Parameters(kind, file, 1);
-        using (var longer = await _client.PostAsync(parameters, new byte[1025], kind))
+        using (var longer = await Client.PostAsync(parameters, new byte[1025], kind))
         {
             Assert.Equal(HttpStatusCode.BadRequest, longer.StatusCode);
             await AssertProblemAsync(longer, "chunk_length_mismatch");
         }
 
-        using (var shorter = await _client.PostAsync(parameters, new byte[1000], kind))
+        using (var shorter = await Client.PostAsync(parameters, new byte[1000], kind))
             Assert.Equal(HttpStatusCode.BadRequest, shorter.StatusCode);
-        using var test = await _client.TestChunkAsync(file, 1);
+        using var test = await Client.TestChunkAsync(file, 1);
         Assert.Equal(HttpStatusCode.NoContent, test.StatusCode);
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dir.StorageRoot, "tmp")));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(Dir.StorageRoot, "tmp")));
     }
 
     [Fact]
@@ -198,7 +182,7 @@ public sealed class ResumableContractTests : IDisposable
         var file = TestFile.Random("cur-1", 4096, 1024);
         var parameters = UploadClient.Parameters(ClientKind.ResumableMultipart, file, 4);
         parameters["resumableCurrentChunkSize"] = "1000";
-        using var response = await _client.PostAsync(parameters, new byte[1000], ClientKind.ResumableMultipart);
+        using var response = await Client.PostAsync(parameters, new byte[1000], ClientKind.ResumableMultipart);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         await AssertProblemAsync(response, "chunk_size_mismatch");
     }
@@ -210,7 +194,7 @@ public sealed class ResumableContractTests : IDisposable
         var form = new MultipartFormDataContent();
         foreach (var (name, value) in UploadClient.Parameters(ClientKind.FlowMultipart, file, 1))
             form.Add(new StringContent(value), name);
-        using var response = await _client.Http.PostAsync("/upload", form);
+        using var response = await Client.Http.PostAsync("/upload", form);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         await AssertProblemAsync(response, "missing_file_part");
     }
@@ -220,7 +204,7 @@ public sealed class ResumableContractTests : IDisposable
     {
         var content = new StringContent("--abc\r\nContent-Disposition: form-data; name=\"flowChunkNumber\"\r\n\r\n1\r\n--ab");
         content.Headers.ContentType = MediaTypeHeaderValue.Parse("multipart/form-data; boundary=abc");
-        using var response = await _client.Http.PostAsync("/upload", content);
+        using var response = await Client.Http.PostAsync("/upload", content);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType!.MediaType);
     }
@@ -228,37 +212,37 @@ public sealed class ResumableContractTests : IDisposable
     [Fact]
     public async Task Missing_Parameters_Are_400_On_Test_And_Upload_Never_404()
     {
-        using var test = await _client.Http.GetAsync("/upload?flowChunkNumber=1");
+        using var test = await Client.Http.GetAsync("/upload?flowChunkNumber=1");
         Assert.Equal(HttpStatusCode.BadRequest, test.StatusCode);
         await AssertProblemAsync(test, "missing_parameter");
 
-        using var post = await _client.Http.PostAsync("/upload", new ByteArrayContent([1, 2, 3]));
+        using var post = await Client.Http.PostAsync("/upload", new ByteArrayContent([1, 2, 3]));
         Assert.Equal(HttpStatusCode.BadRequest, post.StatusCode);
     }
 
     [Fact]
     public async Task Health_Config_And_Swagger_Describe_The_Server()
     {
-        using var health = await _client.Http.GetAsync("/healthz");
+        using var health = await Client.Http.GetAsync("/healthz");
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);
 
-        var config = await _client.Http.GetFromJsonAsync<JsonElement>("/config");
+        var config = await Client.Http.GetFromJsonAsync<JsonElement>("/config");
         Assert.Equal(8 * 1024 * 1024, config.GetProperty("chunkSize").GetInt64());
         Assert.Contains(400, config.GetProperty("permanentErrors").EnumerateArray().Select(e => e.GetInt32()));
         Assert.DoesNotContain(503, config.GetProperty("permanentErrors").EnumerateArray().Select(e => e.GetInt32()));
 
-        var swagger = await _client.Http.GetFromJsonAsync<JsonElement>("/swagger/v1/swagger.json");
+        var swagger = await Client.Http.GetFromJsonAsync<JsonElement>("/swagger/v1/swagger.json");
         var paths = swagger.GetProperty("paths");
         foreach (var path in new[] { "/upload", "/uploads/{identifier}", "/files/{identifier}", "/healthz" })
             Assert.True(paths.TryGetProperty(path, out _), path + " is not documented");
-        using var ui = await _client.Http.GetAsync("/swagger/index.html");
+        using var ui = await Client.Http.GetAsync("/swagger/index.html");
         Assert.Equal(HttpStatusCode.OK, ui.StatusCode);
     }
 
     [Fact]
     public async Task Cors_Allows_Configured_Origins_Only()
     {
-        using var app = new ChunkUploadApplication(_dir.StorageRoot + "-cors", new Dictionary<string, string?> { ["Cors:AllowedOrigins:0"] = "http://page.example" });
+        using var app = new ChunkUploadApplication(Dir.StorageRoot + "-cors", new Dictionary<string, string?> { ["Cors:AllowedOrigins:0"] = "http://page.example" });
         var http = app.CreateClient();
         foreach (var (origin, allowed) in new[] { ("http://page.example", true), ("http://evil.example", false) })
         {
@@ -271,7 +255,7 @@ public sealed class ResumableContractTests : IDisposable
         }
     }
 
-    private async Task<byte[]> DownloadAsync(string identifier) => await _client.Http.GetByteArrayAsync("/files/" + Uri.EscapeDataString(identifier));
+    private async Task<byte[]> DownloadAsync(string identifier) => await Client.Http.GetByteArrayAsync("/files/" + Uri.EscapeDataString(identifier));
 
     internal static async Task AssertProblemAsync(HttpResponseMessage response, string code)
     {
