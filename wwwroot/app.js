@@ -170,7 +170,8 @@
       },
       name: function (f) { return f.fileName; },
       path: function (f) { return f.relativePath; },
-      progress: function (f) { return f.progress(); },
+      // resumable.js divides by the file size: an empty file reports NaN.
+      progress: function (f) { return f.size === 0 ? (f.isComplete() && f.chunks.length ? 1 : 0) : f.progress(); },
       sent: function (f) { return f.chunks.reduce(function (n, c) { return n + chunkSent(c); }, 0); },
       start: function () { kickResumable(); },
       pause: function (f) { f.pause(true); f.abort(); kickResumable(); },
@@ -324,9 +325,9 @@
     announce(added.length + (added.length === 1 ? ' file added' : ' files added'));
     // Ask the server what it already has before sending anything, to say "resuming: 62% ...".
     Promise.all(added.map(checkServer)).then(function () {
-      added.forEach(function (item) { if (item.state === 'queued') item.state = 'uploading'; render(item); });
+      added.forEach(function (item) { if (item.state === 'queued') item.state = 'uploading'; });
       adapter.start();
-      renderOverall();
+      tick();
     });
   }
 
@@ -443,6 +444,11 @@
     item.speed = rate;
   }
 
+  function safeProgress(item) {
+    var p = adapter.progress(item.file);
+    return isFinite(p) ? Math.min(1, Math.max(0, p)) : 0;
+  }
+
   function render(item) {
     var row = item.row;
     var now = Date.now();
@@ -450,7 +456,7 @@
     var retryLeft = Math.ceil((item.retryUntil - now) / 1000);
     if (state === 'retrying' && retryLeft <= 0 && !item.cancelled) state = item.state = 'uploading';
     row.dataset.state = state;
-    var progress = state === 'complete' || state === 'verifying' ? 1 : adapter.progress(item.file);
+    var progress = state === 'complete' || state === 'verifying' ? 1 : safeProgress(item);
     if (state === 'cancelled') progress = 0;
     row.querySelector('.bar').value = progress;
     var status;
@@ -496,14 +502,14 @@
     items.forEach(function (item) {
       counts[item.state] = (counts[item.state] || 0) + 1;
       if (item.state === 'cancelled') return;
-      var p = item.state === 'complete' || item.state === 'verifying' ? 1 : adapter.progress(item.file);
+      var p = item.state === 'complete' || item.state === 'verifying' ? 1 : safeProgress(item);
       total += item.size;
       done += p * item.size;
       if (item.state === 'uploading') speed += item.speed;
     });
     var n = items.size;
     var fraction = total > 0 ? done / total : (n && !(counts.uploading || counts.queued) ? 1 : 0);
-    els.overallBar.value = fraction;
+    els.overallBar.value = isFinite(fraction) ? fraction : 0;
     if (!n) {
       els.overallText.textContent = 'No files yet.';
     } else {

@@ -37,6 +37,7 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
                 output.WriteLine($"[browser console] {message.Text}");
             }
         };
+        _page.PageError += (_, error) => output.WriteLine($"[page error] {error}");
     }
 
     public async Task DisposeAsync() => await _context.CloseAsync();
