@@ -20,6 +20,7 @@ Options:
                         an upload that already exists on the server keeps its own chunk size)
   -r, --retries N       attempts per chunk for transient errors (network, 503, 507; default 10)
   -t, --timeout S       seconds to wait for the server to finish the file (default 600)
+  -l, --limit-rate R    cap each chunk request's speed (curl syntax: 500K, 2M), to leave room on a shared line
   -q, --quiet           no progress output
   -h, --help            this help
 
@@ -36,7 +37,7 @@ EOF
 die() { printf 'upload.sh: %s\n' "$*" >&2; exit 1; }
 usage_error() { printf 'upload.sh: %s\nTry "upload.sh --help".\n' "$*" >&2; exit 2; }
 
-jobs_opt="" chunk_opt="" retries=10 timeout=600 quiet=0
+jobs_opt="" chunk_opt="" retries=10 timeout=600 quiet=0 limit_rate=""
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -47,6 +48,7 @@ while [ $# -gt 0 ]; do
     --chunk-size=*) chunk_opt=${1#*=}; shift ;;
     -r|--retries) [ $# -ge 2 ] || usage_error "$1 needs a value"; retries=$2; shift 2 ;;
     -t|--timeout) [ $# -ge 2 ] || usage_error "$1 needs a value"; timeout=$2; shift 2 ;;
+    -l|--limit-rate) [ $# -ge 2 ] || usage_error "$1 needs a value"; limit_rate=$2; shift 2 ;;
     -q|--quiet) quiet=1; shift ;;
     --) shift; args+=("$@"); break ;;
     -?*) usage_error "unknown option $1" ;;
@@ -62,6 +64,7 @@ is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 [ -z "$chunk_opt" ] || { is_uint "$chunk_opt" && [ "$chunk_opt" -ge 1 ]; } || usage_error "--chunk-size must be a positive number of bytes"
 is_uint "$retries" && [ "$retries" -ge 1 ] || usage_error "--retries must be a positive number"
 is_uint "$timeout" || usage_error "--timeout must be a number of seconds"
+[ -z "$limit_rate" ] || [[ $limit_rate =~ ^[0-9]+[kKmMgG]?$ ]] || usage_error "--limit-rate must look like 500K or 2M"
 [ -f "$file" ] || die "$file: no such file"
 [ -r "$file" ] || die "$file: not readable"
 
@@ -163,7 +166,7 @@ send_chunk() {
     esac
     if [ "$code" = 204 ]; then
       # octet mode: the raw chunk as the body, parameters in the query string
-      http POST "$base/upload?$q" -H 'Content-Type: application/octet-stream' --data-binary @<(
+      http POST "$base/upload?$q" ${limit_rate:+--limit-rate "$limit_rate"} -H 'Content-Type: application/octet-stream' --data-binary @<(
         dd if="$file" iflag=skip_bytes,count_bytes skip="$start" count="$len" bs=1M status=none)
       case "$code" in
         200|201) echo "sent $len" > "$tmp/done.$n"; return 0 ;;

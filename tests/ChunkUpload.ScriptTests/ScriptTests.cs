@@ -1,0 +1,208 @@
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using ChunkUpload.Testing;
+using Xunit.Abstractions;
+
+namespace ChunkUpload.ScriptTests;
+
+/// <summary>scripts/upload.sh, status.sh and download.sh (bash + curl) against the real server process.</summary>
+public sealed class ScriptTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private const int MiB = 1024 * 1024;
+    private readonly string _work = Directory.CreateTempSubdirectory("chunkupload-scripts-").FullName;
+    private ServerProcess _server = null!;
+
+    public async Task InitializeAsync() => _server = await ServerProcess.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        Directory.Delete(_work, recursive: true);
+    }
+
+    private string Url => _server.BaseUri.ToString().TrimEnd('/');
+
+    [Fact]
+    public async Task Upload_sh_sends_the_file_in_resumable_js_chunks_and_verifies_the_sha256()
+    {
+        var file = CreateFile("holiday film.mkv", (5 * MiB) + 1234);
+        using var run = await ScriptRun.RunAsync("upload.sh", _work, "-c", MiB.ToString(CultureInfo.InvariantCulture), file, Url);
+        output.WriteLine(run.ToString());
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal("5244114-holidayfilmmkv", run.Stdout.Trim());
+        Assert.Contains("5 chunk(s)", run.Stderr, StringComparison.Ordinal); // last chunk absorbs the remainder
+        Assert.Contains("chunks sent: 5, already on the server: 0", run.Stderr, StringComparison.Ordinal);
+        var status = await StatusAsync("5244114-holidayfilmmkv");
+        Assert.Equal("complete", status!["state"]!.GetValue<string>());
+        Assert.Equal(Sha256(file), status["sha256"]!.GetValue<string>());
+        Assert.Equal("holiday film.mkv", status["fileName"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Upload_sh_killed_half_way_and_run_again_sends_only_the_rest(bool restartServerInBetween)
+    {
+        const int chunks = 16;
+        var file = CreateFile("big.bin", chunks * MiB);
+        var id = $"{chunks * MiB}-bigbin";
+
+        // A slow first run (2 chunks at a time, 1 MiB/s each), killed with everything it started.
+        var first = ScriptRun.Start("upload.sh", _work, "-c", MiB.ToString(CultureInfo.InvariantCulture), "-j", "2",
+            "--limit-rate", "1M", file, Url);
+        using (first)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while ((await StatusAsync(id))?["receivedChunks"]?.GetValue<int>() is not >= 4)
+            {
+                Assert.False(first.HasExited, $"the first run ended early: {first}");
+                Assert.True(DateTime.UtcNow < deadline, "the first run stored no chunks within 60 s");
+                await Task.Delay(100);
+            }
+
+            first.Kill();
+            await first.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        if (restartServerInBetween)
+        {
+            await _server.RestartAsync();
+        }
+
+        var before = await StatusAsync(id);
+        Assert.NotNull(before);
+        var missing = before["missingChunks"]!.AsArray().Count;
+        output.WriteLine($"after the kill: {chunks - missing} of {chunks} chunks stored, {missing} missing");
+        Assert.InRange(missing, 1, chunks - 4);
+
+        using var second = await ScriptRun.RunAsync("upload.sh", _work, "-c", MiB.ToString(CultureInfo.InvariantCulture), file, Url);
+        output.WriteLine(second.ToString());
+        Assert.Equal(0, second.ExitCode);
+        Assert.Contains($"chunks sent: {missing}, already on the server: {chunks - missing}", second.Stderr, StringComparison.Ordinal);
+        Assert.Contains("matches the server", second.Stderr, StringComparison.Ordinal);
+        var after = await StatusAsync(id);
+        Assert.Equal(Sha256(file), after!["sha256"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Upload_sh_uses_the_servers_chunk_size_and_handles_an_empty_file()
+    {
+        var empty = CreateFile("empty.txt", 0);
+        using var run = await ScriptRun.RunAsync("upload.sh", _work, empty, Url);
+        output.WriteLine(run.ToString());
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains("1 chunk(s) of 8.0 MiB", run.Stderr, StringComparison.Ordinal);
+        Assert.Equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            (await StatusAsync("0-emptytxt"))!["sha256"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Status_sh_and_download_sh_report_and_resume_a_partial_download()
+    {
+        var file = CreateFile("report.pdf", (3 * MiB) + 99);
+        using (var upload = await ScriptRun.RunAsync("upload.sh", _work, "-q", file, Url))
+        {
+            Assert.True(upload.ExitCode == 0, upload.ToString());
+        }
+
+        var id = "3145827-reportpdf";
+        using (var status = await ScriptRun.RunAsync("status.sh", _work, id, Url))
+        {
+            output.WriteLine(status.ToString());
+            Assert.Equal(0, status.ExitCode);
+            Assert.Contains("state:      complete", status.Stdout, StringComparison.Ordinal);
+            Assert.Contains("missing:    none", status.Stdout, StringComparison.Ordinal);
+            Assert.Contains(Sha256(file), status.Stdout, StringComparison.Ordinal);
+        }
+
+        // A download cut after 1 MiB: the next run asks for the rest with Range.
+        var target = Path.Combine(_work, "copy.pdf");
+        await File.WriteAllBytesAsync(target + ".part", (await File.ReadAllBytesAsync(file)).AsSpan(0, MiB).ToArray());
+        using (var download = await ScriptRun.RunAsync("download.sh", _work, "-u", Url, id, target))
+        {
+            output.WriteLine(download.ToString());
+            Assert.Equal(0, download.ExitCode);
+            Assert.Contains($"resuming at byte {MiB}", download.Stderr, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(Sha256(file), Sha256(target));
+        Assert.False(File.Exists(target + ".part"));
+
+        // Without OUT the original name is used.
+        using (var download = await ScriptRun.RunAsync("download.sh", _work, "-u", Url, id))
+        {
+            Assert.True(download.ExitCode == 0, download.ToString());
+        }
+
+        Assert.Equal(Sha256(file), Sha256(Path.Combine(_work, "report.pdf")));
+    }
+
+    [Fact]
+    public async Task Scripts_fail_with_a_clear_message_and_a_non_zero_exit()
+    {
+        using (var unknown = await ScriptRun.RunAsync("status.sh", _work, "no-such-upload", Url))
+        {
+            Assert.Equal(4, unknown.ExitCode);
+            Assert.Contains("has no upload no-such-upload", unknown.Stderr, StringComparison.Ordinal);
+        }
+
+        using (var missingFile = await ScriptRun.RunAsync("upload.sh", _work, Path.Combine(_work, "nope.bin"), Url))
+        {
+            Assert.Equal(1, missingFile.ExitCode);
+            Assert.Contains("no such file", missingFile.Stderr, StringComparison.Ordinal);
+        }
+
+        var file = CreateFile("x.bin", 10);
+        using (var noServer = await ScriptRun.RunAsync("upload.sh", _work, file, "http://127.0.0.1:9"))
+        {
+            Assert.Equal(1, noServer.ExitCode);
+            Assert.Contains("Is the server running at http://127.0.0.1:9?", noServer.Stderr, StringComparison.Ordinal);
+        }
+
+        using (var notComplete = await ScriptRun.RunAsync("download.sh", _work, "-u", Url, "nothing-here"))
+        {
+            Assert.Equal(4, notComplete.ExitCode);
+        }
+
+        using var badUsage = await ScriptRun.RunAsync("upload.sh", _work, "--jobs", "zero", file);
+        Assert.Equal(2, badUsage.ExitCode);
+    }
+
+    [Theory]
+    [InlineData("upload.sh")]
+    [InlineData("status.sh")]
+    [InlineData("download.sh")]
+    public async Task Every_script_explains_itself_with_help(string script)
+    {
+        using var run = await ScriptRun.RunAsync(script, _work, "--help");
+        Assert.Equal(0, run.ExitCode);
+        Assert.StartsWith("Usage: " + script, run.Stdout, StringComparison.Ordinal);
+        Assert.Contains("Examples:", run.Stdout, StringComparison.Ordinal);
+    }
+
+    private async Task<JsonNode?> StatusAsync(string id)
+    {
+        using var response = await _server.Http.GetAsync(new Uri("uploads/" + Uri.EscapeDataString(id), UriKind.Relative));
+        return response.StatusCode == HttpStatusCode.OK ? JsonNode.Parse(await response.Content.ReadAsStringAsync()) : null;
+    }
+
+    private string CreateFile(string name, int size)
+    {
+        var directory = Path.Combine(_work, "in-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(directory);
+        var path = Path.Combine(directory, name);
+        var bytes = new byte[size];
+        RandomNumberGenerator.Fill(bytes);
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    private static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+}
