@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using ChunkUpload.Core.Errors;
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
@@ -140,6 +141,7 @@ public sealed class ChunkAssembler
     {
         var done = new List<StoredPiece>(batch.Count);
         var lost = new List<StoredPiece>();
+        long started = Stopwatch.GetTimestamp();
         try
         {
             byte[]? buffer = null;
@@ -159,11 +161,17 @@ public sealed class ChunkAssembler
                     ArrayPool<byte>.Shared.Return(buffer);
             }
 
+            long copied = Stopwatch.GetTimestamp();
             if (done.Count > 0)
             {
                 if (_store.Options.FlushToDisk)
                     RandomAccess.FlushToDisk(data);
+                long flushed = Stopwatch.GetTimestamp();
                 AppendJournal(session, done);
+                double copyMs = Stopwatch.GetElapsedTime(started, copied).TotalMilliseconds;
+                double flushMs = Stopwatch.GetElapsedTime(copied, flushed).TotalMilliseconds;
+                double journalMs = Stopwatch.GetElapsedTime(flushed).TotalMilliseconds;
+                AssemblerLog.BatchTimings(_store.Logger, session.Metadata.Identifier, done.Count, copyMs, flushMs, journalMs);
             }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
@@ -318,6 +326,9 @@ public sealed class ChunkAssembler
 
 internal static partial class AssemblerLog
 {
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Debug, Message = "Upload {Identifier}: batch of {Chunks} chunks, copy {CopyMs} ms, flush {FlushMs} ms, journal {JournalMs} ms")]
+    public static partial void BatchTimings(ILogger logger, string identifier, int chunks, double copyMs, double flushMs, double journalMs);
+
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Assembly of upload {Identifier} deferred for {Seconds} s after a storage error")]
     public static partial void AssemblyDeferred(ILogger logger, Exception exception, string identifier, double seconds);
 }

@@ -763,20 +763,35 @@ public sealed class UploadStore
 
     private static async Task WriteExactAsync(string path, Stream body, long expected, int chunkNumber, CancellationToken cancellationToken)
     {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(CopyBufferSize, Math.Max(expected + 1, 4096)));
+        // One rented block, filled before each write: few system calls, nothing allocated per chunk. The temp file
+        // is not preallocated: it lives in the page cache and is gone before the kernel would write it out.
+        int size = (int)Math.Min(CopyBufferSize, Math.Max(expected + 1, 4096));
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(size);
         try
         {
-            using var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, expected);
+            using var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
             long written = 0;
-            while (true)
+            bool end = false;
+            while (!end)
             {
-                int read = await body.ReadAsync(buffer.AsMemory(), cancellationToken);
-                if (read == 0)
-                    break;
-                if (written + read > expected)
+                int filled = 0;
+                while (filled < size)
+                {
+                    int read = await body.ReadAsync(buffer.AsMemory(filled, size - filled), cancellationToken);
+                    if (read == 0)
+                    {
+                        end = true;
+                        break;
+                    }
+
+                    filled += read;
+                }
+
+                if (written + filled > expected)
                     throw TooLong(chunkNumber, expected);
-                await RandomAccess.WriteAsync(handle, buffer.AsMemory(0, read), written, cancellationToken);
-                written += read;
+                if (filled > 0)
+                    await RandomAccess.WriteAsync(handle, buffer.AsMemory(0, filled), written, cancellationToken);
+                written += filled;
             }
 
             if (written != expected)

@@ -18,7 +18,7 @@ namespace ChunkUpload.Server.Protocol;
 public static class ChunkBody
 {
     private const int MaxFieldLength = 16 * 1024;
-    private const int MultipartBufferSize = 64 * 1024;
+    private const int MultipartBufferSize = 64 * 1024; // below the large-object threshold: the reader drops its buffer to the GC
     private static readonly UTF8Encoding StrictUtf8 = new(false, throwOnInvalidBytes: true);
 
     /// <summary>Multipart framing and fields allowed on top of the largest chunk.</summary>
