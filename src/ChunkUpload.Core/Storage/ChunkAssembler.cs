@@ -316,10 +316,10 @@ public sealed class ChunkAssembler
         if (_store.Options.FlushToDisk)
             NativeFileSystem.FlushDirectory(Path.GetDirectoryName(session.CompletedPath)!);
 
+        UploadStore.RemoveWorkFiles(session);
         lock (session.Sync)
             session.State = SessionState.Complete;
         _store.SessionFinished(session);
-        UploadStore.RemoveWorkFiles(session);
         CoreLog.UploadAssembled(_store.Logger, meta.Identifier, meta.FileName, meta.TotalSize, sha256);
     }
 }
