@@ -11,6 +11,18 @@ if ! command -v npm >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
 
+# The browser tests drive Debian's Chromium (their fixture installs it too, and fails under CI=true without it);
+# a CJK font makes the screenshot show the unicode file name. Both best effort here, as root.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "test.sh: installing ${missing[*]} from Debian" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } || echo "test.sh: could not install ${missing[*]}" >&2
+  fi
+fi
+
 rm -rf TestResults
 dotnet build ChunkUpload.sln -c Release -nologo -v quiet
 dotnet test ChunkUpload.sln -c Release --no-build --logger "trx" --logger "console;verbosity=normal" \
