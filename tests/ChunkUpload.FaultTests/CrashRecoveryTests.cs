@@ -1,0 +1,628 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text.Json;
+using ChunkUpload.FaultTests.Infrastructure;
+using Microsoft.Win32.SafeHandles;
+using Xunit.Abstractions;
+
+namespace ChunkUpload.FaultTests;
+
+/// <summary>
+/// Issue 5, crash safety: the real server process is SIGKILLed at random moments (seeded; the seed is printed)
+/// while chunks are written, right after a file's last chunk is acknowledged (assembly), and during start-up
+/// recovery, at least 20 times during the upload of two 256 MiB files in 4 MiB chunks, 4 in flight, multipart as
+/// resumable.js sends it. After each restart the client resumes as resumable.js does: a test GET per chunk
+/// (200 skip, 204 send). Every file must end byte-identical, no acknowledged chunk may ever be asked for again,
+/// and no temp or orphaned file may remain. Set CHUNKUPLOAD_CRASH_SEED to replay a run.
+/// </summary>
+public sealed class CrashRecoveryTests(ITestOutputHelper output)
+{
+    private const long FileSize = 256L * 1024 * 1024;
+    private const long ChunkSize = 4L * 1024 * 1024;
+    private const int FileCount = 2;
+    private const int InFlight = 4;
+    private const int TargetKills = 24;
+    private const int MaxEpochs = 150;
+    private static readonly TimeSpan TestBudget = TimeSpan.FromMinutes(12);
+    private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan HealthTimeout = TimeSpan.FromSeconds(90);
+
+    private readonly Figures _figures = new(output);
+
+    [Fact]
+    public async Task SigKill_At_Random_Moments_Loses_Nothing_Acknowledged_And_Files_End_Byte_Identical()
+    {
+        int seed = Environment.GetEnvironmentVariable("CHUNKUPLOAD_CRASH_SEED") is { Length: > 0 } s
+            ? int.Parse(s, CultureInfo.InvariantCulture)
+            : Random.Shared.Next(1, int.MaxValue);
+        var run = new CrashRun(seed, _figures);
+        try
+        {
+            await run.ExecuteAsync();
+        }
+        finally
+        {
+            run.Report();
+            _figures.Save("crash-figures.txt");
+            run.Dispose();
+        }
+
+        Assert.True(run.Failures.Count == 0, "Crash test failures:\n" + string.Join('\n', run.Failures));
+    }
+
+    private sealed class SourceFile : IDisposable
+    {
+        public required string Path { get; init; }
+        public required string Identifier { get; init; }
+        public required string Name { get; init; }
+        public required string Sha256 { get; init; }
+        public required SafeFileHandle Handle { get; init; }
+        public required int Index { get; init; }
+        public long Size { get; } = FileSize;
+        public int TotalChunks { get; } = (int)Math.Max(FileSize / ChunkSize, 1);
+        public bool[] Acked { get; } = new bool[(int)Math.Max(FileSize / ChunkSize, 1) + 1];
+        public bool AssemblyKillDone { get; set; }
+
+        public bool AllAcked
+        {
+            get
+            {
+                for (int n = 1; n <= TotalChunks; n++)
+                {
+                    if (!Acked[n])
+                        return false;
+                }
+
+                return true;
+            }
+        }
+
+        public long Offset(int chunk) => Math.Min((chunk - 1) * ChunkSize, Size);
+
+        public long Length(int chunk) => chunk == TotalChunks ? Size - Offset(chunk) : ChunkSize;
+
+        public void Dispose() => Handle.Dispose();
+    }
+
+    private sealed class CrashRun(int seed, Figures figures) : IDisposable
+    {
+        private readonly Random _rng = new(seed);
+        private readonly object _sync = new();
+        private readonly Stopwatch _clock = new();
+        private readonly List<SourceFile> _files = [];
+        private readonly HashSet<(int File, int Chunk)> _inFlight = [];
+        private readonly HashSet<(int File, int Chunk)> _inFlightAtKill = [];
+        private readonly Dictionary<string, int> _killsByPhase = new(StringComparer.Ordinal);
+        private readonly List<string> _killLog = [];
+        private string _tempRoot = "";
+        private string _storageRoot = "";
+        private ServerProcess? _server;
+        private int _restarts;
+        private int _chunksSent;
+        private int _testGets;
+        private int _resentUnacknowledged;
+        private int _inFlightFoundStored;
+        private int _reRequestedAcknowledged;
+        private int _transientRetries;
+        private int _epochAcks;
+        private bool _stop;
+
+        public List<string> Failures { get; } = [];
+
+        private int Kills
+        {
+            get
+            {
+                lock (_sync)
+                    return _killsByPhase.Values.Sum();
+            }
+        }
+
+        public async Task ExecuteAsync()
+        {
+            _clock.Start();
+            figures.Line($"Crash test seed: {seed} (replay with CHUNKUPLOAD_CRASH_SEED={seed})");
+            _tempRoot = Directory.CreateTempSubdirectory("chunkupload-crash-").FullName;
+            _storageRoot = Path.Combine(_tempRoot, "storage");
+            Directory.CreateDirectory(_storageRoot);
+            await CreateSourcesAsync();
+            figures.Line($"Sources: {FileCount} files of {FileSize / (1024 * 1024)} MiB in {_clock.Elapsed.TotalSeconds:F1} s; chunk {ChunkSize / (1024 * 1024)} MiB, {InFlight} in flight");
+
+            bool finished = false;
+            for (int epoch = 0; epoch < MaxEpochs && !finished; epoch++)
+            {
+                if (_clock.Elapsed > TestBudget)
+                {
+                    Failures.Add($"Time budget of {TestBudget} exceeded after {epoch} server runs.");
+                    return;
+                }
+
+                if (epoch > 0)
+                    _restarts++;
+                _server = ServerProcess.Start(_storageRoot);
+                bool allAcked = _files.All(f => f.AllAcked);
+                bool startupKill = Kills < TargetKills && (allAcked || _rng.NextDouble() < 0.25);
+                if (startupKill)
+                {
+                    await KillDuringStartupAsync(epoch);
+                    continue;
+                }
+
+                if (!await _server.WaitHealthyAsync(HealthTimeout))
+                {
+                    Failures.Add($"Server run {epoch} did not answer /healthz within {HealthTimeout.TotalSeconds} s (exited: {_server.HasExited}):\n{_server.LogTail}");
+                    return;
+                }
+
+                finished = await RunEpochAsync(epoch);
+                if (Failures.Count > 0)
+                    return;
+                if (finished && Kills < TargetKills)
+                {
+                    // Everything is acknowledged but kills are still due: this one lands while the last file may
+                    // still be assembling; the runs after it are killed during start-up recovery.
+                    Kill(epoch, "all acknowledged (assembling or idle)", "right after the last acknowledgement");
+                    finished = false;
+                }
+            }
+
+            if (!finished)
+            {
+                Failures.Add($"The uploads did not finish within {MaxEpochs} server runs.");
+                return;
+            }
+
+            await VerifyAsync();
+        }
+
+        private async Task CreateSourcesAsync()
+        {
+            string dir = Path.Combine(_tempRoot, "sources");
+            Directory.CreateDirectory(dir);
+            byte[] block = new byte[1024 * 1024];
+            for (int i = 0; i < FileCount; i++)
+            {
+                string path = Path.Combine(dir, $"source-{i}.bin");
+                var random = new Random(unchecked(seed + (i * 7919)));
+                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                await using (var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1024 * 1024, useAsync: false))
+                {
+                    for (long written = 0; written < FileSize; written += block.Length)
+                    {
+                        random.NextBytes(block);
+                        hash.AppendData(block);
+                        stream.Write(block);
+                    }
+                }
+
+                _files.Add(new SourceFile
+                {
+                    Path = path,
+                    Index = i,
+                    Name = $"crash-{i}.bin",
+                    Identifier = $"{FileSize}-crash-{seed}-{i}",
+                    Sha256 = Convert.ToHexStringLower(hash.GetHashAndReset()),
+                    Handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous),
+                });
+            }
+        }
+
+        private async Task KillDuringStartupAsync(int epoch)
+        {
+            var server = _server!;
+            string phase;
+            if (_rng.Next(2) == 0)
+            {
+                // A random moment in the first 1.2 s: before Kestrel listens, while the store recovers, or just after.
+                int delay = _rng.Next(0, 1200);
+                bool healthy = false;
+                var window = Stopwatch.StartNew();
+                using var http = new HttpClient { BaseAddress = server.BaseUri, Timeout = TimeSpan.FromSeconds(2) };
+                while (window.ElapsedMilliseconds < delay && !server.HasExited)
+                {
+                    healthy = healthy || await ServerProcess.IsHealthyAsync(http);
+                    await Task.Delay(Math.Clamp(delay - (int)window.ElapsedMilliseconds, 0, 20));
+                }
+
+                phase = healthy ? "start-up (/healthz had answered)" : "start-up (before /healthz answered)";
+                Kill(epoch, phase, $"{delay} ms after start");
+            }
+            else
+            {
+                if (!await server.WaitHealthyAsync(HealthTimeout))
+                {
+                    Failures.Add($"Server run {epoch} did not answer /healthz:\n{server.LogTail}");
+                    return;
+                }
+
+                int delay = _rng.Next(0, 30);
+                await Task.Delay(delay);
+                phase = "start-up (just after /healthz)";
+                Kill(epoch, phase, $"{delay} ms after /healthz");
+            }
+        }
+
+        private void Kill(int epoch, string phase, string when)
+        {
+            int inFlight;
+            lock (_sync)
+            {
+                _stop = true;
+                _server!.Kill();
+                inFlight = _inFlight.Count;
+                foreach (var item in _inFlight)
+                    _inFlightAtKill.Add(item);
+                _killsByPhase[phase] = _killsByPhase.GetValueOrDefault(phase) + 1;
+            }
+
+            int acked = _files.Sum(f => f.Acked.Count(a => a));
+            string line = $"kill {Kills,2}: run {epoch,3}, PID {_server.Pid}, {phase}, {when}, {inFlight} chunk POSTs in flight, {acked}/{FileCount * _files[0].TotalChunks} chunks acknowledged, t={_clock.Elapsed.TotalSeconds:F1} s";
+            _killLog.Add(line);
+            figures.Line(line);
+            _server.Dispose();
+            _server = null;
+        }
+
+        /// <summary>One server run with uploads; true when every chunk is acknowledged and no kill ended the run.</summary>
+        private async Task<bool> RunEpochAsync(int epoch)
+        {
+            var server = _server!;
+            _stop = false;
+            _epochAcks = 0;
+            bool killsLeft = Kills < TargetKills;
+            int remaining = _files.Sum(f => f.Acked.Skip(1).Count(a => !a));
+            int needed = Math.Max(TargetKills - Kills, 1);
+
+            // Spread the writing kills over what is left to send: a kill after 1..5 acknowledgements (fewer when the
+            // chunks left would not last for the kills still to make), then a random 0-60 ms more of writing.
+            int killAfterAcks = Math.Max(1, Math.Min(_rng.Next(1, 6), remaining / (needed + 1)));
+            int killDelay = _rng.Next(0, 60);
+            int assemblyDelay = _rng.Next(0, 25);
+            var trigger = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+            var items = _files.SelectMany(f => Enumerable.Range(1, f.TotalChunks).Select(n => (File: f, Chunk: n))).ToList();
+            int next = -1;
+            using var handler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(10), PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
+            using var http = new HttpClient(handler) { BaseAddress = server.BaseUri, Timeout = RequestTimeout };
+
+            async Task Worker()
+            {
+                while (!Volatile.Read(ref _stop))
+                {
+                    int i = Interlocked.Increment(ref next);
+                    if (i >= items.Count)
+                        return;
+                    var (file, chunk) = items[i];
+                    if (!await SendChunkAsync(http, file, chunk, killsLeft ? killAfterAcks : int.MaxValue, trigger))
+                        return;
+                }
+            }
+
+            var workers = Task.WhenAll(Enumerable.Range(0, InFlight).Select(_ => Task.Run(Worker)));
+            var first = await Task.WhenAny(workers, trigger.Task, Task.Delay(TimeSpan.FromMinutes(5)));
+            if (first != workers && first != trigger.Task)
+            {
+                Failures.Add($"Server run {epoch}: the uploads stalled for 5 minutes:\n{server.LogTail}");
+                lock (_sync)
+                    _stop = true;
+                server.Dispose();
+                return false;
+            }
+
+            if (trigger.Task.IsCompleted)
+            {
+                string phase = trigger.Task.Result;
+                int delay = phase.StartsWith("assembling", StringComparison.Ordinal) ? assemblyDelay : killDelay;
+                await Task.Delay(delay);
+                Kill(epoch, phase, $"{delay} ms after the trigger ({(phase.StartsWith("assembling", StringComparison.Ordinal) ? "last chunk acknowledged" : $"{killAfterAcks} acknowledgements")})");
+                if (await Task.WhenAny(workers, Task.Delay(TimeSpan.FromSeconds(90))) != workers)
+                    Failures.Add($"Server run {epoch}: requests did not end within 90 s of the kill.");
+                return false;
+            }
+
+            await workers;
+            return Failures.Count == 0 && _files.All(f => f.AllAcked);
+        }
+
+        /// <summary>resumable.js for one chunk: test GET, then the multipart POST when the test says 204. False to stop.</summary>
+        private async Task<bool> SendChunkAsync(HttpClient http, SourceFile file, int chunk, int killAfterAcks, TaskCompletionSource<string> trigger)
+        {
+            var key = (file.Index, chunk);
+            for (int attempt = 1; attempt <= 20; attempt++)
+            {
+                HttpStatusCode testStatus;
+                try
+                {
+                    Interlocked.Increment(ref _testGets);
+                    using var test = await http.GetAsync(new Uri("/upload?" + Query(file, chunk), UriKind.Relative));
+                    testStatus = test.StatusCode;
+                    if (!await TransientAsync(test) && testStatus is not (HttpStatusCode.OK or HttpStatusCode.NoContent))
+                    {
+                        Fail($"Test GET of {file.Name} chunk {chunk} answered {(int)testStatus}: {await test.Content.ReadAsStringAsync()}");
+                        return false;
+                    }
+                }
+                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException)
+                {
+                    return Lost(ex, $"test GET of {file.Name} chunk {chunk}");
+                }
+
+                if (testStatus is not (HttpStatusCode.OK or HttpStatusCode.NoContent))
+                    continue;
+
+                lock (_sync)
+                {
+                    if (testStatus == HttpStatusCode.OK)
+                    {
+                        file.Acked[chunk] = true;
+                        if (_inFlightAtKill.Remove(key))
+                            _inFlightFoundStored++;
+                        return true;
+                    }
+
+                    if (file.Acked[chunk])
+                    {
+                        _reRequestedAcknowledged++;
+                        Failures.Add($"Acknowledged chunk {chunk} of {file.Name} was re-requested (test GET 204) after {Kills} kills.");
+                    }
+
+                    if (_stop)
+                        return false;
+                    if (_inFlightAtKill.Remove(key))
+                        _resentUnacknowledged++;
+                    _inFlight.Add(key);
+                    _chunksSent++;
+                }
+
+                HttpStatusCode postStatus;
+                try
+                {
+                    using var post = await http.PostAsync(new Uri("/upload?" + Query(file, chunk), UriKind.Relative), Multipart(file, chunk));
+                    postStatus = post.StatusCode;
+                    if (!await TransientAsync(post) && postStatus != HttpStatusCode.OK)
+                    {
+                        Fail($"POST of {file.Name} chunk {chunk} answered {(int)postStatus}: {await post.Content.ReadAsStringAsync()}");
+                        return false;
+                    }
+                }
+                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException)
+                {
+                    return Lost(ex, $"POST of {file.Name} chunk {chunk}");
+                }
+                finally
+                {
+                    lock (_sync)
+                        _inFlight.Remove(key);
+                }
+
+                if (postStatus != HttpStatusCode.OK)
+                    continue;
+
+                lock (_sync)
+                {
+                    file.Acked[chunk] = true;
+                    _inFlightAtKill.Remove(key);
+                    _epochAcks++;
+                    if (!file.AssemblyKillDone && file.AllAcked)
+                    {
+                        file.AssemblyKillDone = true;
+                        trigger.TrySetResult($"assembling ({file.Name})");
+                    }
+                    else if (_epochAcks >= killAfterAcks)
+                    {
+                        trigger.TrySetResult("writing chunks");
+                    }
+                }
+
+                return true;
+            }
+
+            Fail($"{file.Name} chunk {chunk}: still refused as transient after 20 attempts.");
+            return false;
+        }
+
+        // A transport failure is expected only once this run's server has been killed.
+        private bool Lost(Exception ex, string what)
+        {
+            lock (_sync)
+            {
+                if (!_stop)
+                    Failures.Add($"{what} failed while the server was meant to be up: {ex.GetType().Name}: {ex.Message}");
+                _stop = true;
+            }
+
+            return false;
+        }
+
+        private void Fail(string message)
+        {
+            lock (_sync)
+            {
+                Failures.Add(message);
+                _stop = true;
+            }
+        }
+
+        // 503/507/429 are answers to retry after Retry-After (capped, bounded by the caller's attempt count).
+        private async Task<bool> TransientAsync(HttpResponseMessage response)
+        {
+            if (response.StatusCode is not (HttpStatusCode.ServiceUnavailable or HttpStatusCode.InsufficientStorage or HttpStatusCode.TooManyRequests))
+                return false;
+            Interlocked.Increment(ref _transientRetries);
+            var wait = response.Headers.RetryAfter?.Delta ?? TimeSpan.FromSeconds(1);
+            await Task.Delay(wait > TimeSpan.FromSeconds(3) ? TimeSpan.FromSeconds(3) : wait);
+            return true;
+        }
+
+        private static string Query(SourceFile file, int chunk) => string.Join('&', Parameters(file, chunk)
+            .Select(p => $"{p.Name}={Uri.EscapeDataString(p.Value)}"));
+
+        private static List<(string Name, string Value)> Parameters(SourceFile file, int chunk) =>
+        [
+            ("resumableChunkNumber", chunk.ToString(CultureInfo.InvariantCulture)),
+            ("resumableChunkSize", ChunkSize.ToString(CultureInfo.InvariantCulture)),
+            ("resumableCurrentChunkSize", file.Length(chunk).ToString(CultureInfo.InvariantCulture)),
+            ("resumableTotalSize", FileSize.ToString(CultureInfo.InvariantCulture)),
+            ("resumableType", "application/octet-stream"),
+            ("resumableIdentifier", file.Identifier),
+            ("resumableFilename", file.Name),
+            ("resumableRelativePath", file.Name),
+            ("resumableTotalChunks", file.TotalChunks.ToString(CultureInfo.InvariantCulture)),
+        ];
+
+        private static MultipartFormDataContent Multipart(SourceFile file, int chunk)
+        {
+            var content = new MultipartFormDataContent("----ChunkUploadCrash" + Guid.NewGuid().ToString("N"));
+            foreach (var (name, value) in Parameters(file, chunk))
+            {
+                var field = new StringContent(value);
+                field.Headers.ContentType = null;
+                content.Add(field, name);
+            }
+
+            content.Add(new FileRangeContent(file.Handle, file.Offset(chunk), file.Length(chunk)), "file", "blob");
+            return content;
+        }
+
+        private async Task VerifyAsync()
+        {
+            var server = _server!;
+            using var http = new HttpClient { BaseAddress = server.BaseUri, Timeout = TimeSpan.FromMinutes(3) };
+            foreach (var file in _files)
+            {
+                // Completion is asynchronous: poll the status (bounded) until it is complete.
+                var deadline = Stopwatch.StartNew();
+                JsonElement status = default;
+                string state = "";
+                while (deadline.Elapsed < TimeSpan.FromMinutes(2))
+                {
+                    using var response = await http.GetAsync(new Uri("/uploads/" + Uri.EscapeDataString(file.Identifier), UriKind.Relative));
+                    string body = await response.Content.ReadAsStringAsync();
+                    if (response.StatusCode != HttpStatusCode.OK)
+                    {
+                        Failures.Add($"Status of {file.Name}: {(int)response.StatusCode} {body}");
+                        return;
+                    }
+
+                    status = JsonDocument.Parse(body).RootElement.Clone();
+                    state = status.GetProperty("state").GetString() ?? "";
+                    if (state is "complete" or "failed")
+                        break;
+                    await Task.Delay(100);
+                }
+
+                if (state != "complete")
+                {
+                    Failures.Add($"{file.Name} did not complete (state '{state}'): {status}");
+                    continue;
+                }
+
+                string? sha = status.GetProperty("sha256").GetString();
+                if (!string.Equals(sha, file.Sha256, StringComparison.OrdinalIgnoreCase))
+                    Failures.Add($"{file.Name}: status sha256 {sha} differs from the source's {file.Sha256}");
+
+                using (var download = await http.GetAsync(new Uri("/files/" + Uri.EscapeDataString(file.Identifier), UriKind.Relative), HttpCompletionOption.ResponseHeadersRead))
+                {
+                    if (download.StatusCode != HttpStatusCode.OK)
+                    {
+                        Failures.Add($"Download of {file.Name}: {(int)download.StatusCode}");
+                    }
+                    else
+                    {
+                        await using var stream = await download.Content.ReadAsStreamAsync();
+                        long length = 0;
+                        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                        byte[] buffer = new byte[256 * 1024];
+                        int read;
+                        while ((read = await stream.ReadAsync(buffer)) > 0)
+                        {
+                            hash.AppendData(buffer, 0, read);
+                            length += read;
+                        }
+
+                        string downloaded = Convert.ToHexStringLower(hash.GetHashAndReset());
+                        if (length != FileSize || downloaded != file.Sha256)
+                            Failures.Add($"Download of {file.Name}: {length} bytes, sha256 {downloaded}; expected {FileSize} bytes, {file.Sha256}");
+                    }
+                }
+
+                // Every chunk, all acknowledged by now, must still be reported stored.
+                for (int chunk = 1; chunk <= file.TotalChunks; chunk++)
+                {
+                    Interlocked.Increment(ref _testGets);
+                    using var test = await http.GetAsync(new Uri("/upload?" + Query(file, chunk), UriKind.Relative));
+                    if (test.StatusCode != HttpStatusCode.OK)
+                    {
+                        _reRequestedAcknowledged++;
+                        Failures.Add($"After completion, {file.Name} chunk {chunk} tests as {(int)test.StatusCode}.");
+                    }
+                }
+            }
+
+            CheckStorage("after completion, server running");
+            server.Dispose();
+            _server = null;
+            CheckStorage("after the final stop");
+        }
+
+        private void CheckStorage(string when)
+        {
+            var stray = new List<string>();
+            foreach (string path in Directory.EnumerateFiles(_storageRoot, "*", SearchOption.AllDirectories))
+            {
+                string[] parts = Path.GetRelativePath(_storageRoot, path).Split(Path.DirectorySeparatorChar);
+                bool allowed = (parts is ["sessions", _, "session.json"]) || (parts is ["completed", _]);
+                if (!allowed)
+                    stray.Add(Path.GetRelativePath(_storageRoot, path) + $" ({new FileInfo(path).Length} bytes)");
+            }
+
+            int completed = Directory.EnumerateFiles(Path.Combine(_storageRoot, "completed")).Count();
+            figures.Line($"Storage {when}: {completed} completed files, {Directory.EnumerateFiles(_storageRoot, "session.json", SearchOption.AllDirectories).Count()} session.json, {stray.Count} other files");
+            if (completed != FileCount)
+                Failures.Add($"Storage {when}: {completed} files in completed/, expected {FileCount}.");
+            if (stray.Count > 0)
+                Failures.Add($"Storage {when}: temp or orphaned files remain: {string.Join(", ", stray)}");
+        }
+
+        public void Report()
+        {
+            figures.Line("");
+            figures.Line("=== Crash test figures ===");
+            figures.Line($"seed                                          {seed}");
+            figures.Line($"files                                         {FileCount} x {FileSize / (1024 * 1024)} MiB, {ChunkSize / (1024 * 1024)} MiB chunks ({FileSize / ChunkSize} per file), {InFlight} in flight, multipart (resumable.js)");
+            figures.Line($"kills (SIGKILL) total                         {Kills}");
+            foreach (var (phase, count) in _killsByPhase.OrderBy(p => p.Key, StringComparer.Ordinal))
+                figures.Line($"  {phase,-44}{count}");
+            figures.Line($"restarts                                      {_restarts}");
+            figures.Line($"chunk POSTs sent                              {_chunksSent} (file has {FileCount * (FileSize / ChunkSize)} chunks)");
+            figures.Line($"chunks re-sent (unacknowledged at a kill)     {_resentUnacknowledged}");
+            figures.Line($"in flight at a kill, found stored on resume   {_inFlightFoundStored}");
+            figures.Line($"test GETs                                     {_testGets}");
+            figures.Line($"re-requested acknowledged chunks              {_reRequestedAcknowledged}");
+            figures.Line($"transient answers retried (503/507/429)       {_transientRetries}");
+            figures.Line($"total time                                    {_clock.Elapsed.TotalSeconds:F1} s");
+            figures.Line($"result                                        {(Failures.Count == 0 ? "PASS" : $"FAIL ({Failures.Count} failures)")}");
+            foreach (string failure in Failures.Take(20))
+                figures.Line("  failure: " + failure);
+        }
+
+        public void Dispose()
+        {
+            _server?.Dispose();
+            foreach (var file in _files)
+                file.Dispose();
+            try
+            {
+                if (_tempRoot.Length > 0)
+                    Directory.Delete(_tempRoot, recursive: true);
+            }
+            catch (IOException)
+            {
+                // best effort
+            }
+        }
+    }
+}

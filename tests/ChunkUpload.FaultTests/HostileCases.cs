@@ -1,0 +1,286 @@
+using System.Text;
+using static ChunkUpload.FaultTests.Infrastructure.RequestBuilder;
+
+namespace ChunkUpload.FaultTests;
+
+/// <summary>How a hostile request may be answered.</summary>
+public enum Expect
+{
+    /// <summary>A 4xx application/problem+json with <c>code</c> and <c>detail</c> from the server's own code.</summary>
+    Problem,
+
+    /// <summary>
+    /// A path-like or odd name in an otherwise valid request: names are data, never paths (README), so a 2xx is
+    /// correct; a 4xx problem is too. Either way nothing may appear outside the storage root.
+    /// </summary>
+    DataOrProblem,
+
+    /// <summary>Refused by Kestrel before the application (request line, header limits, framing): a bare 400/413/414/431 is fine.</summary>
+    Kestrel,
+
+    /// <summary>A body that ends early (the client shut its side down): a 4xx problem, or the connection closed without an answer.</summary>
+    ProblemOrCut,
+}
+
+/// <summary>One crafted request.</summary>
+public sealed record HostileCase(string Category, string Name, Expect Expect, byte[] Request, bool HalfClose = false);
+
+/// <summary>The crafted requests (issue 5): every category the issue lists, against the real server over raw sockets.</summary>
+public static class HostileCases
+{
+    private const string Boundary = "----HostileBoundary7MA4YWxkTrZu0gW";
+    private static readonly string MultipartType = "multipart/form-data; boundary=" + Boundary;
+
+    /// <summary>Path-traversal and absolute-path values, each carrying <paramref name="marker"/> in the name it would create.</summary>
+    public static string[] TraversalValues(string marker) =>
+    [
+        $"../../../../../../../../../../tmp/{marker}-dotdot",
+        $"/tmp/{marker}-absolute",
+        $"..\\..\\..\\..\\..\\..\\tmp\\{marker}-backslash",
+        $"....//....//....//....//tmp/{marker}-dots4",
+        $"%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2ftmp%2f{marker}-percent",
+        $"C:\\Windows\\Temp\\{marker}-drive",
+        $"\\\\evil-host\\share\\{marker}-unc",
+        $"file:///tmp/{marker}-uri",
+        $"../{marker}-parent",
+    ];
+
+    public static List<HostileCase> All(string marker)
+    {
+        var cases = new List<HostileCase>();
+        int n = 0;
+        string Id(string what) => $"hostile-{marker}-{what}-{++n}";
+
+        void Add(string category, string name, Expect expect, byte[] request, bool halfClose = false) =>
+            cases.Add(new HostileCase(category, name, expect, request, halfClose));
+
+        byte[] Octet(List<(string Name, string Value)> query, byte[] body, string? contentLength = null, IEnumerable<string>? headers = null) =>
+            Request("POST", "/upload?" + Query(query), body, "application/octet-stream", headers, contentLength);
+
+        // Multipart as flow.js sends it (parameters only as fields) unless a query is given (resumable.js repeats them).
+        byte[] Form(IEnumerable<Field> fields, byte[]? file, string? query = null, string? contentType = null, string fileField = "file", string fileName = "blob") =>
+            Request("POST", "/upload" + (query is null ? "" : "?" + query), Multipart(Boundary, fields, file, fileField, fileName), contentType ?? MultipartType);
+
+        byte[] Chunk1 = Body(1000);
+
+        // 1. Path traversal and absolute paths in every name field, in the query (octet) and in multipart fields.
+        string[] fieldNames = ["resumableIdentifier", "resumableFilename", "resumableRelativePath"];
+        foreach (string field in fieldNames)
+        {
+            foreach (string value in TraversalValues(marker))
+            {
+                var p = ValidParameters(Id("trav")).With(field, value);
+                Add("traversal", $"{field}={Short(value)} (query, octet)", Expect.DataOrProblem, Octet(p, Chunk1));
+                var q = ValidParameters(Id("trav")).With(field, value);
+                Add("traversal", $"{field}={Short(value)} (multipart fields)", Expect.DataOrProblem, Form(Fields(q), Chunk1));
+            }
+        }
+
+        foreach (string value in TraversalValues(marker).Take(3))
+            Add("traversal", $"file part filename={Short(value)}", Expect.DataOrProblem, Form(Fields(ValidParameters(Id("travfile"))), Chunk1, fileName: value));
+
+        string travId = TraversalValues(marker)[0];
+        Add("traversal", "GET /uploads/{traversal identifier}", Expect.DataOrProblem, Request("GET", "/uploads/" + Uri.EscapeDataString(travId)));
+        Add("traversal", "GET /files/{traversal identifier} (not complete)", Expect.Problem, Request("GET", "/files/" + Uri.EscapeDataString(travId)));
+        Add("traversal", "GET /uploads/..%2F..%2F..%2Fetc%2Fpasswd", Expect.Problem, Request("GET", "/uploads/..%2F..%2F..%2Fetc%2Fpasswd"));
+        Add("traversal", "GET /files/%2Fetc%2Fpasswd", Expect.Problem, Request("GET", "/files/%2Fetc%2Fpasswd"));
+        Add("traversal", "DELETE /uploads/..%2F..%2Fsessions", Expect.Problem, Request("DELETE", "/uploads/..%2F..%2Fsessions"));
+        Add("traversal", "DELETE /uploads/{traversal identifier}", Expect.DataOrProblem, Request("DELETE", "/uploads/" + Uri.EscapeDataString(TraversalValues(marker)[1])));
+        Add("traversal", "GET test with an absolute-path identifier", Expect.DataOrProblem,
+            Request("GET", "/upload?" + Query(ValidParameters($"/etc/{marker}-probe"))));
+
+        // 2. NUL and control characters.
+        Add("control", "identifier with %00 (query, octet)", Expect.Problem, Octet(ValidParameters(Id("nul")).With("resumableIdentifier", "a\0b"), Chunk1));
+        Add("control", "identifier with a raw NUL byte (multipart)", Expect.Problem, Form(Fields(ValidParameters("x").With("resumableIdentifier", "a\0b")), Chunk1));
+        Add("control", "file name with U+0001 (query)", Expect.Problem, Octet(ValidParameters(Id("ctl")).With("resumableFilename", "x\u0001y.bin"), Chunk1));
+        Add("control", "file name with ESC (multipart)", Expect.Problem, Form(Fields(ValidParameters(Id("ctl")).With("resumableFilename", "x\u001b[31my.bin")), Chunk1));
+        Add("control", "relative path with LF (query)", Expect.Problem, Octet(ValidParameters(Id("ctl")).With("resumableRelativePath", "a\nb/c.bin"), Chunk1));
+        Add("control", "relative path with CR (multipart)", Expect.Problem, Form(Fields(ValidParameters(Id("ctl")).With("resumableRelativePath", "a\rb.bin")), Chunk1));
+        Add("control", "identifier with DEL (query)", Expect.Problem, Octet(ValidParameters(Id("ctl")).With("resumableIdentifier", "del\u007f"), Chunk1));
+        Add("control", "identifier with U+0085 NEL (query)", Expect.Problem, Octet(ValidParameters(Id("ctl")).With("resumableIdentifier", "nel\u0085"), Chunk1));
+        Add("control", "file name with NUL in a test GET", Expect.Problem, Request("GET", "/upload?" + Query(ValidParameters(Id("ctl")).With("resumableFilename", "\0"))));
+        Add("control", "invalid UTF-8 bytes in a multipart field", Expect.Problem,
+            Form(Fields(ValidParameters(Id("utf")).With("resumableIdentifier", null)).Append(new Field("resumableIdentifier", [0xFF, 0xFE, 0x41])), Chunk1));
+        Add("control", "UTF-8-encoded lone surrogate in a multipart field", Expect.Problem,
+            Form(Fields(ValidParameters(Id("utf")).With("resumableFilename", null)).Append(new Field("resumableFilename", [0xED, 0xA0, 0x80])), Chunk1));
+        Add("control", "invalid UTF-8 %FF in the query (decoded to U+FFFD)", Expect.DataOrProblem,
+            Request("POST", "/upload?" + Query(ValidParameters(Id("utf")).With("resumableIdentifier", null)) + "&resumableIdentifier=bad%FF" + marker, Chunk1, "application/octet-stream"));
+        Add("control", "NUL in a request header", Expect.Kestrel, Request("GET", "/healthz", headers: ["X-Evil: a\0b"]));
+        Add("control", "raw NUL in the request target", Expect.Kestrel, Request("GET", "/upload?resumableIdentifier=a\0b"));
+        Add("control", "bare CR in a header value", Expect.Kestrel, Request("GET", "/healthz", headers: ["X-Evil: a\rInjected: 1"]));
+        Add("control", "NUL in a multipart field name", Expect.Problem,
+            Form(Fields(ValidParameters(Id("ctl")).With("resumableIdentifier", null)).Append(new Field("resumableIdentifier\0", "x")), Chunk1));
+
+        // 3. 100,000-character values.
+        string huge = new('a', 100_000);
+        Add("100k", "identifier of 100,000 chars in the query", Expect.Kestrel, Octet(ValidParameters(Id("big")).With("resumableIdentifier", huge), Chunk1));
+        Add("100k", "file name of 100,000 chars in a test GET", Expect.Kestrel, Request("GET", "/upload?" + Query(ValidParameters(Id("big")).With("resumableFilename", huge))));
+        Add("100k", "identifier of 100,000 chars (multipart field)", Expect.Problem, Form(Fields(ValidParameters("x").With("resumableIdentifier", huge)), Chunk1));
+        Add("100k", "file name of 100,000 chars (multipart field)", Expect.Problem, Form(Fields(ValidParameters(Id("big")).With("resumableFilename", huge)), Chunk1));
+        Add("100k", "relative path of 100,000 chars (multipart field)", Expect.Problem, Form(Fields(ValidParameters(Id("big")).With("resumableRelativePath", huge)), Chunk1));
+        Add("100k", "chunk number of 100,000 digits (multipart field)", Expect.Problem, Form(Fields(ValidParameters(Id("big")).With("resumableChunkNumber", new string('9', 100_000))), Chunk1));
+        Add("100k", "multipart field name of 100,000 chars", Expect.Problem, Form(Fields(ValidParameters(Id("big"))).Prepend(new Field(huge, "x")), Chunk1));
+        Add("100k", "file part filename of 100,000 chars", Expect.Problem, Form(Fields(ValidParameters(Id("big"))), Chunk1, fileName: huge));
+        Add("100k", "identifier of 1,025 chars (multipart, just over the limit)", Expect.Problem, Form(Fields(ValidParameters(new string('i', 1025))), Chunk1));
+        Add("100k", "file name of 1,025 chars (query)", Expect.Problem, Octet(ValidParameters(Id("big")).With("resumableFilename", new string('f', 1025)), Chunk1));
+        Add("100k", "GET /uploads/{100,000 chars}", Expect.Kestrel, Request("GET", "/uploads/" + huge));
+        Add("100k", "GET /uploads/{2,000 chars}", Expect.Problem, Request("GET", "/uploads/" + new string('u', 2000)));
+
+        // 4. Numbers: negative, zero, overflowing, non-numeric.
+        (string Field, string Value)[] numbers =
+        [
+            ("resumableChunkNumber", "-1"), ("resumableChunkNumber", "0"), ("resumableChunkNumber", "2147483648"),
+            ("resumableChunkNumber", "99999999999999999999999"), ("resumableChunkNumber", "abc"), ("resumableChunkNumber", "1e3"),
+            ("resumableChunkNumber", "0x1"), ("resumableChunkNumber", " 1"), ("resumableChunkNumber", "+1"), ("resumableChunkNumber", "1.0"),
+            ("resumableChunkNumber", "\u0661"), ("resumableChunkNumber", ""),
+            ("resumableTotalSize", "-2500"), ("resumableTotalSize", "0"), ("resumableTotalSize", "9223372036854775808"),
+            ("resumableTotalSize", "2500.5"), ("resumableTotalSize", "NaN"),
+            ("resumableChunkSize", "0"), ("resumableChunkSize", "-1000"), ("resumableChunkSize", "9223372036854775807"), ("resumableChunkSize", "1k"),
+            ("resumableCurrentChunkSize", "-1"), ("resumableCurrentChunkSize", "0"), ("resumableCurrentChunkSize", "999999999999999999999"),
+            ("resumableCurrentChunkSize", "1001"), ("resumableCurrentChunkSize", "x"),
+            ("resumableTotalChunks", "0"), ("resumableTotalChunks", "-2"), ("resumableTotalChunks", "3"), ("resumableTotalChunks", "2147483648"),
+            ("resumableTotalChunks", "two"),
+        ];
+        for (int i = 0; i < numbers.Length; i++)
+        {
+            var (field, value) = numbers[i];
+            var p = ValidParameters(Id("num")).With(field, value);
+            if (i % 2 == 0)
+                Add("numbers", $"{field}='{Short(value)}' (multipart)", Expect.Problem, Form(Fields(p), Chunk1));
+            else
+                Add("numbers", $"{field}='{Short(value)}' (query, octet)", Expect.Problem, Octet(p, Chunk1));
+        }
+
+        Add("numbers", "test GET with chunk number 0", Expect.Problem, Request("GET", "/upload?" + Query(ValidParameters(Id("num")).With("resumableChunkNumber", "0"))));
+        Add("numbers", "test GET with chunk number -5", Expect.Problem, Request("GET", "/upload?" + Query(ValidParameters(Id("num")).With("resumableChunkNumber", "-5"))));
+        Add("numbers", "test GET with total size 18446744073709551616", Expect.Problem, Request("GET", "/upload?" + Query(ValidParameters(Id("num")).With("resumableTotalSize", "18446744073709551616"))));
+        Add("numbers", "test GET with chunk size 0", Expect.Problem, Request("GET", "/upload?" + Query(ValidParameters(Id("num")).With("resumableChunkSize", "0"))));
+
+        // 5. Chunk numbers out of range.
+        Add("range", "chunk 3 of 2 (multipart)", Expect.Problem, Form(Fields(ValidParameters(Id("rng"), 2).With("resumableChunkNumber", "3")), Body(1500)));
+        Add("range", "chunk 2147483647 of 2 (query, octet)", Expect.Problem, Octet(ValidParameters(Id("rng")).With("resumableChunkNumber", "2147483647"), Chunk1));
+        Add("range", "test GET for chunk 99 of 2", Expect.Problem, Request("GET", "/upload?" + Query(ValidParameters(Id("rng")).With("resumableChunkNumber", "99"))));
+        Add("range", "chunk 2 declared as 1,000 bytes (the last chunk is 1,500)", Expect.Problem,
+            Form(Fields(ValidParameters(Id("rng"), 2).With("resumableCurrentChunkSize", "1000")), Body(1000)));
+
+        // 6. Lengths that disagree with the body.
+        Add("length", "octet body 999 bytes, currentChunkSize 1000", Expect.Problem, Octet(ValidParameters(Id("len")), Body(999)));
+        Add("length", "octet body 1001 bytes, currentChunkSize 1000", Expect.Problem, Octet(ValidParameters(Id("len")), Body(1001)));
+        Add("length", "octet body 1 byte without currentChunkSize", Expect.Problem, Octet(ValidParameters(Id("len")).With("resumableCurrentChunkSize", null), Body(1)));
+        Add("length", "octet Content-Length 0", Expect.Problem, Octet(ValidParameters(Id("len")), []));
+        Add("length", "Content-Length 1000, 500 bytes sent, then the client stops sending", Expect.ProblemOrCut,
+            Octet(ValidParameters(Id("len")), Body(500), contentLength: "1000"), halfClose: true);
+        Add("length", "Content-Length 500, 1000 bytes sent", Expect.Problem, Octet(ValidParameters(Id("len")), Body(1000), contentLength: "500"));
+        Add("length", "multipart file part 999 bytes, currentChunkSize 1000", Expect.Problem, Form(Fields(ValidParameters(Id("len"))), Body(999)));
+        Add("length", "multipart file part 1001 bytes, currentChunkSize 1000", Expect.Problem, Form(Fields(ValidParameters(Id("len"))), Body(1001)));
+        {
+            byte[] body = Multipart(Boundary, Fields(ValidParameters(Id("len"))), Chunk1);
+            Add("length", "multipart Content-Length 100 bytes short of the body", Expect.Problem,
+                Request("POST", "/upload", body, MultipartType, contentLength: (body.Length - 100).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            Add("length", "multipart Content-Length 100 bytes over the body, then the client stops sending", Expect.ProblemOrCut,
+                Request("POST", "/upload", body, MultipartType, contentLength: (body.Length + 100).ToString(System.Globalization.CultureInfo.InvariantCulture)), halfClose: true);
+        }
+
+        Add("length", "chunked transfer encoding, 999-byte body", Expect.Problem,
+            Request("POST", "/upload?" + Query(ValidParameters(Id("len"))), [.. Encoding.ASCII.GetBytes("3e7\r\n"), .. Body(999), .. "\r\n0\r\n\r\n"u8],
+                "application/octet-stream", ["Transfer-Encoding: chunked"], contentLength: ""));
+        Add("length", "chunked transfer encoding with a bad chunk-size line", Expect.Problem,
+            Request("POST", "/upload?" + Query(ValidParameters(Id("len"))), "zz\r\nxxxx\r\n0\r\n\r\n"u8.ToArray(),
+                "application/octet-stream", ["Transfer-Encoding: chunked"], contentLength: ""));
+        Add("length", "Content-Length: abc", Expect.Kestrel, Octet(ValidParameters(Id("len")), Chunk1, contentLength: "abc"));
+        Add("length", "Content-Length: -1", Expect.Kestrel, Octet(ValidParameters(Id("len")), Chunk1, contentLength: "-1"));
+        Add("length", "two different Content-Length headers", Expect.Kestrel, Octet(ValidParameters(Id("len")), Chunk1, headers: ["Content-Length: 999"]));
+
+        // 7. Declared sizes over the limits.
+        Add("limits", "total size 100 GiB + 1 (multipart)", Expect.Problem,
+            Form(Fields(ValidParameters(Id("lim")).With("resumableTotalSize", "107374182401").With("resumableTotalChunks", "107374182")), Chunk1));
+        Add("limits", "total size 9223372036854775807 in a test GET", Expect.Problem,
+            Request("GET", "/upload?" + Query(ValidParameters(Id("lim")).With("resumableTotalSize", "9223372036854775807").With("resumableTotalChunks", null))));
+        Add("limits", "chunk size 64 MiB + 1", Expect.Problem,
+            Octet(ValidParameters(Id("lim")).With("resumableChunkSize", "67108865").With("resumableTotalSize", "134217730").With("resumableTotalChunks", "1").With("resumableCurrentChunkSize", null), Chunk1));
+        Add("limits", "2,000,000 chunks of 1,000 bytes (over the chunk count limit)", Expect.Problem,
+            Octet(ValidParameters(Id("lim")).With("resumableTotalSize", "2000000000").With("resumableTotalChunks", "2000000"), Chunk1));
+        Add("limits", "Content-Length 200,000,000 (over the body limit), no body sent", Expect.ProblemOrCut,
+            Octet(ValidParameters(Id("lim")), [], contentLength: "200000000"), halfClose: true);
+
+        // 8. Malformed and truncated multipart.
+        byte[] valid = Multipart(Boundary, Fields(ValidParameters(Id("mp"))), Chunk1);
+        Add("multipart", "multipart/form-data without a boundary", Expect.Problem, Request("POST", "/upload", valid, "multipart/form-data"));
+        Add("multipart", "empty boundary", Expect.Problem, Request("POST", "/upload", valid, "multipart/form-data; boundary="));
+        Add("multipart", "boundary of 250 characters", Expect.Problem, Request("POST", "/upload", valid, "multipart/form-data; boundary=" + new string('b', 250)));
+        Add("multipart", "unterminated quoted boundary", Expect.Problem, Request("POST", "/upload", valid, "multipart/form-data; boundary=\"" + Boundary));
+        Add("multipart", "body framed with another boundary", Expect.Problem, Request("POST", "/upload", Multipart("other-boundary", Fields(ValidParameters(Id("mp"))), Chunk1), MultipartType));
+        Add("multipart", "part without Content-Disposition", Expect.Problem,
+            Request("POST", "/upload", Encoding.ASCII.GetBytes($"--{Boundary}\r\nContent-Type: text/plain\r\n\r\nvalue\r\n--{Boundary}--\r\n"), MultipartType));
+        Add("multipart", "Content-Disposition: attachment", Expect.Problem,
+            Request("POST", "/upload", Encoding.ASCII.GetBytes($"--{Boundary}\r\nContent-Disposition: attachment; name=\"file\"; filename=\"a\"\r\n\r\nvalue\r\n--{Boundary}--\r\n"), MultipartType));
+        Add("multipart", "part headers over 16 KB", Expect.Problem,
+            Request("POST", "/upload", Encoding.ASCII.GetBytes($"--{Boundary}\r\nContent-Disposition: form-data; name=\"x\"\r\nX-Pad: {new string('p', 20_000)}\r\n\r\nv\r\n--{Boundary}--\r\n"), MultipartType));
+        Add("multipart", "part with 40 headers", Expect.Problem,
+            Request("POST", "/upload", Encoding.ASCII.GetBytes($"--{Boundary}\r\nContent-Disposition: form-data; name=\"x\"\r\n{string.Concat(Enumerable.Range(0, 40).Select(i => $"X-H{i}: v\r\n"))}\r\nv\r\n--{Boundary}--\r\n"), MultipartType));
+        Add("multipart", "truncated inside the file part", Expect.Problem, Request("POST", "/upload", valid[..(valid.Length - 600)], MultipartType));
+        Add("multipart", "truncated inside a part's headers", Expect.Problem, Request("POST", "/upload", valid[..60], MultipartType));
+        Add("multipart", "no closing boundary after the file part", Expect.Problem,
+            Request("POST", "/upload", Multipart(Boundary, Fields(ValidParameters(Id("mp"))), Chunk1, close: false)[..^2], MultipartType));
+        Add("multipart", "empty body", Expect.Problem, Request("POST", "/upload", [], MultipartType));
+        Add("multipart", "garbage body", Expect.Problem, Request("POST", "/upload", "hello, this is not multipart"u8.ToArray(), MultipartType));
+        Add("multipart", "another file part before 'file'", Expect.Problem,
+            Request("POST", "/upload", Multipart(Boundary, Fields(ValidParameters(Id("mp"))), Chunk1, fileField: "other"), MultipartType));
+        Add("multipart", "resumableIdentifier sent as a file part", Expect.Problem,
+            Request("POST", "/upload", Multipart(Boundary, [], "id"u8.ToArray(), fileField: "resumableIdentifier"), MultipartType));
+
+        // 9. Missing file part.
+        Add("file part", "fields only, no file part", Expect.Problem, Form(Fields(ValidParameters(Id("nofile"))), null));
+        Add("file part", "fields only, parameters also in the query", Expect.Problem, Form(Fields(ValidParameters(Id("nofile"))), null, Query(ValidParameters(Id("nofile")))));
+        Add("file part", "file part named 'File'", Expect.Problem, Form(Fields(ValidParameters(Id("nofile"))), Chunk1, fileField: "File"));
+        Add("file part", "file part before the fields, no parameters in the query", Expect.Problem,
+            Request("POST", "/upload", [.. Multipart(Boundary, [], Chunk1, close: false), .. Multipart(Boundary, Fields(ValidParameters(Id("nofile"))), null)], MultipartType));
+        Add("file part", "file part only, no parameters anywhere", Expect.Problem, Form([], Chunk1));
+
+        // 10. Duplicated fields with different values.
+        {
+            string id = Id("dup");
+            Add("duplicates", "identifier in the query differs from the field", Expect.Problem, Form(Fields(ValidParameters(id)), Chunk1, Query(ValidParameters(id + "-other"))));
+            Add("duplicates", "chunk number twice in the query (1 and 2)", Expect.Problem,
+                Request("POST", "/upload?" + Query(ValidParameters(Id("dup"))) + "&resumableChunkNumber=2", Chunk1, "application/octet-stream"));
+            Add("duplicates", "chunk number twice as fields (1 and 2)", Expect.Problem, Form(Fields(ValidParameters(Id("dup"))).Append(new Field("resumableChunkNumber", "2")), Chunk1));
+            Add("duplicates", "total size 2500 in the query, 2501 in the field", Expect.Problem,
+                Form(Fields(ValidParameters(id).With("resumableTotalSize", "2501")), Chunk1, Query(ValidParameters(id))));
+            Add("duplicates", "test GET with two identifiers", Expect.Problem, Request("GET", "/upload?" + Query(ValidParameters(Id("dup"))) + "&resumableIdentifier=other"));
+            Add("duplicates", "file name twice as fields", Expect.Problem, Form(Fields(ValidParameters(Id("dup"))).Append(new Field("resumableFilename", "other.bin")), Chunk1));
+        }
+
+        // 11. Wrong content types.
+        Add("content type", "form-urlencoded body with the parameters, none in the query", Expect.Problem,
+            Request("POST", "/upload", Encoding.ASCII.GetBytes(Query(ValidParameters(Id("ct"))) + "&file=" + new string('x', 1000)), "application/x-www-form-urlencoded"));
+        Add("content type", "JSON body with the parameters", Expect.Problem,
+            Request("POST", "/upload", Encoding.ASCII.GetBytes("{\"resumableIdentifier\":\"a\",\"resumableChunkNumber\":1}"), "application/json"));
+        Add("content type", "multipart/mixed body, parameters only in its fields", Expect.Problem,
+            Request("POST", "/upload", valid, "multipart/mixed; boundary=" + Boundary));
+        Add("content type", "text/plain with a multipart body, parameters in the query", Expect.Problem,
+            Request("POST", "/upload?" + Query(ValidParameters(Id("ct"))), valid, "text/plain"));
+        Add("content type", "no Content-Type, multipart body, parameters in the query", Expect.Problem,
+            Request("POST", "/upload?" + Query(ValidParameters(Id("ct"))), valid));
+        Add("content type", "multipart/form-data;;;; (no parameters)", Expect.Problem, Request("POST", "/upload", valid, "multipart/form-data;;;;"));
+        Add("content type", "two boundary parameters, body uses neither", Expect.Problem,
+            Request("POST", "/upload", Multipart("third", Fields(ValidParameters(Id("ct"))), Chunk1), "multipart/form-data; boundary=first; boundary=second"));
+
+        // 12. Oversized headers and request lines (Kestrel's limits).
+        Add("headers", "one header of 100,000 chars", Expect.Kestrel, Request("GET", "/healthz", headers: ["X-Huge: " + huge]));
+        Add("headers", "150 headers", Expect.Kestrel, Request("GET", "/healthz", headers: Enumerable.Range(0, 150).Select(i => $"X-H{i}: v")));
+        Add("headers", "40 headers of 1 KB (over 32 KB in total)", Expect.Kestrel,
+            Request("POST", "/upload?" + Query(ValidParameters(Id("hdr"))), Chunk1, "application/octet-stream", Enumerable.Range(0, 40).Select(i => $"X-P{i}: {new string('p', 1000)}")));
+        Add("headers", "Content-Type of 50,000 chars", Expect.Kestrel, Request("POST", "/upload", valid, "multipart/form-data; boundary=" + new string('c', 50_000)));
+        Add("headers", "request path of 10,000 chars", Expect.Kestrel, Request("GET", "/" + new string('p', 10_000)));
+        Add("headers", "malformed request line", Expect.Kestrel, "HELLO\r\n\r\n"u8.ToArray());
+        Add("headers", "HTTP/1.1 request without Host", Expect.Kestrel, "GET /upload HTTP/1.1\r\nConnection: close\r\n\r\n"u8.ToArray());
+        Add("headers", "header line without a colon", Expect.Kestrel, Request("GET", "/healthz", headers: ["ThisIsNotAHeader"]));
+
+        return cases;
+    }
+
+    private static string Short(string value) => value.Length <= 48 ? Escape(value) : Escape(value[..45]) + "...";
+
+    private static string Escape(string value) =>
+        string.Concat(value.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
+}

@@ -1,0 +1,207 @@
+using System.Text.Json;
+using ChunkUpload.FaultTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace ChunkUpload.FaultTests;
+
+/// <summary>
+/// Issue 5, abuse: crafted requests over raw sockets against the real server process. Each must be answered
+/// with a 4xx application/problem+json carrying <c>code</c> and <c>detail</c> (or by Kestrel's own 4xx for
+/// request-line and header limits; a closed connection only where the client itself stopped sending); never a
+/// 5xx; nothing may appear outside the storage root; /healthz stays 200 after every request.
+/// </summary>
+public sealed class HostileInputTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Crafted_Requests_Get_4xx_Problems_Never_5xx_Nothing_Escapes_And_The_Server_Stays_Healthy()
+    {
+        var figures = new Figures(output);
+        string marker = "cuesc" + Guid.NewGuid().ToString("N")[..10];
+        string tempRoot = Directory.CreateTempSubdirectory("chunkupload-hostile-").FullName;
+        string storage = Path.Combine(tempRoot, "storage");
+        var failures = new List<string>();
+        var results = new List<(HostileCase Case, RawResponse Response, string Outcome)>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            using var server = await ServerProcess.StartHealthyAsync(storage, TimeSpan.FromSeconds(90));
+            using var http = new HttpClient { BaseAddress = server.BaseUri, Timeout = TimeSpan.FromSeconds(10) };
+            var cases = HostileCases.All(marker);
+            foreach (var hostile in cases)
+            {
+                var response = await RawHttp.SendAsync(server.Port, hostile.Request, hostile.HalfClose);
+                string? problem = Judge(hostile, response, out string outcome);
+                results.Add((hostile, response, outcome));
+                if (problem is not null)
+                    failures.Add($"[{hostile.Category}] {hostile.Name}: {problem}\n    response: {Describe(response)}");
+                if (!await ServerProcess.IsHealthyAsync(http))
+                {
+                    failures.Add($"[{hostile.Category}] {hostile.Name}: /healthz is not 200 afterwards (exited: {server.HasExited})\n{server.LogTail}");
+                    break;
+                }
+            }
+
+            CheckNothingEscaped(tempRoot, storage, marker, failures);
+            if (server.HasExited)
+                failures.Add("The server process exited during the suite.");
+        }
+        finally
+        {
+            Report(figures, results, failures, clock.Elapsed);
+            figures.Save("hostile-figures.txt");
+            try
+            {
+                Directory.Delete(tempRoot, recursive: true);
+            }
+            catch (IOException)
+            {
+                // best effort
+            }
+        }
+
+        Assert.True(results.Count >= 60, $"Only {results.Count} hostile requests ran.");
+        Assert.True(failures.Count == 0, $"{failures.Count} hostile requests were answered wrongly:\n" + string.Join('\n', failures));
+    }
+
+    /// <summary>Null when the answer is acceptable for the case; otherwise why not. <paramref name="outcome"/> classifies it for the table.</summary>
+    private static string? Judge(HostileCase hostile, RawResponse response, out string outcome)
+    {
+        if (response.Closed)
+        {
+            outcome = "closed";
+            return hostile.Expect == Expect.ProblemOrCut ? null : "the connection closed without an answer";
+        }
+
+        int status = response.Status!.Value;
+        bool isProblem = IsProblem(response, status, out string? code, out string? why);
+        outcome = isProblem ? $"{status} problem" : $"{status} {(status is >= 200 and < 300 ? "data" : "bare")}";
+        if (status >= 500)
+            return $"a {status} (server error)";
+        if (status is >= 200 and < 300)
+            return hostile.Expect == Expect.DataOrProblem ? null : $"accepted with {status}";
+        if (status is < 400 or >= 500)
+            return $"unexpected status {status}";
+        if (isProblem)
+            return null;
+        if (hostile.Expect == Expect.Kestrel && status is 400 or 413 or 414 or 431 && response.ContentType is null)
+        {
+            outcome = $"{status} kestrel";
+            return null;
+        }
+
+        return $"a {status} that is not a problem+json with code and detail ({why})";
+    }
+
+    private static bool IsProblem(RawResponse response, int status, out string? code, out string? why)
+    {
+        code = null;
+        why = null;
+        if (response.ContentType is null || !response.ContentType.StartsWith("application/problem+json", StringComparison.OrdinalIgnoreCase))
+        {
+            why = $"Content-Type '{response.ContentType}'";
+            return false;
+        }
+
+        try
+        {
+            using var json = JsonDocument.Parse(response.Body);
+            var root = json.RootElement;
+            code = root.TryGetProperty("code", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
+            string? detail = root.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
+            int? bodyStatus = root.TryGetProperty("status", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetInt32() : null;
+            if (string.IsNullOrWhiteSpace(code) || string.IsNullOrWhiteSpace(detail))
+                why = "no code or no detail";
+            else if (bodyStatus is not null && bodyStatus != status)
+                why = $"body status {bodyStatus} differs from {status}";
+            return why is null;
+        }
+        catch (JsonException ex)
+        {
+            why = "body is not JSON: " + ex.Message;
+            return false;
+        }
+    }
+
+    private static void CheckNothingEscaped(string tempRoot, string storage, string marker, List<string> failures)
+    {
+        // The temp folder holds the storage root and nothing else.
+        foreach (string entry in Directory.EnumerateFileSystemEntries(tempRoot))
+        {
+            if (!string.Equals(entry, storage, StringComparison.Ordinal))
+                failures.Add($"Something was created beside the storage root: {entry}");
+        }
+
+        // No name the traversal values would create, anywhere they could land.
+        var places = new List<string> { Path.GetTempPath(), "/tmp", tempRoot, storage, AppContext.BaseDirectory, Directory.GetCurrentDirectory() };
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory).Parent; dir is not null && places.Count < 20; dir = dir.Parent)
+            places.Add(dir.FullName);
+        foreach (string place in places.Where(Directory.Exists).Distinct(StringComparer.Ordinal))
+        {
+            foreach (string entry in Directory.EnumerateFileSystemEntries(place))
+            {
+                if (entry.Contains(marker, StringComparison.Ordinal))
+                    failures.Add($"A traversal target exists: {entry}");
+            }
+        }
+
+        foreach (string value in HostileCases.TraversalValues(marker))
+        {
+            foreach (string baseDir in new[] { storage, Path.Combine(storage, "sessions"), Path.Combine(storage, "completed"), Path.Combine(storage, "tmp"), AppContext.BaseDirectory })
+            {
+                string candidate = Path.GetFullPath(Path.Combine(baseDir, value));
+                if (File.Exists(candidate) || Directory.Exists(candidate))
+                    failures.Add($"A traversal target exists: {candidate}");
+            }
+        }
+
+        // Inside the root, names are hashes: no file or folder is named after a hostile value.
+        foreach (string entry in Directory.EnumerateFileSystemEntries(storage, "*", SearchOption.AllDirectories))
+        {
+            if (Path.GetRelativePath(storage, entry).Contains(marker, StringComparison.Ordinal))
+                failures.Add($"A storage path carries a client-supplied name: {entry}");
+        }
+    }
+
+    private static void Report(Figures figures, List<(HostileCase Case, RawResponse Response, string Outcome)> results, List<string> failures, TimeSpan elapsed)
+    {
+        figures.Line("=== Hostile-input suite ===");
+        figures.Line($"{results.Count} crafted requests over raw sockets, {elapsed.TotalSeconds:F1} s");
+        figures.Line("");
+        figures.Line("Counts by status:");
+        figures.Line($"  {"answer",-22}{"count",6}");
+        foreach (var group in results.GroupBy(r => r.Outcome).OrderBy(g => g.Key, StringComparer.Ordinal))
+            figures.Line($"  {group.Key,-22}{group.Count(),6}");
+        figures.Line("");
+        figures.Line("Counts by category:");
+        foreach (var group in results.GroupBy(r => r.Case.Category))
+            figures.Line($"  {group.Key,-14}{group.Count(),4}  " + string.Join(", ", group.GroupBy(r => r.Outcome).Select(g => $"{g.Key} x{g.Count()}")));
+        figures.Line("");
+        figures.Line("Every request:");
+        foreach (var (hostile, response, outcome) in results)
+            figures.Line($"  [{hostile.Category}] {hostile.Name} -> {outcome}{CodeOf(response)}");
+        figures.Line("");
+        figures.Line(failures.Count == 0 ? "result: PASS" : $"result: FAIL ({failures.Count})");
+        foreach (string failure in failures)
+            figures.Line("  failure: " + failure);
+    }
+
+    private static string CodeOf(RawResponse response)
+    {
+        if (response.Closed)
+            return $" ({response.Note})";
+        try
+        {
+            using var json = JsonDocument.Parse(response.Body);
+            return json.RootElement.TryGetProperty("code", out var c) ? $" {c.GetString()}" : "";
+        }
+        catch (JsonException)
+        {
+            return "";
+        }
+    }
+
+    private static string Describe(RawResponse response) =>
+        response.Closed
+            ? $"no response ({response.Note})"
+            : $"{response.Status} Content-Type '{response.ContentType}' body '{(response.Body.Length > 400 ? response.Body[..400] + "..." : response.Body)}'{(response.Note.Length > 0 ? $" ({response.Note})" : "")}";
+}
