@@ -45,6 +45,26 @@ public sealed class ResumableContractTests : ServerTest
         Assert.Equal(await DownloadAsync(file.Identifier), file.Data);
     }
 
+    [Theory]
+    [InlineData("PUT")]
+    [InlineData("PATCH")]
+    public async Task Chunks_Can_Be_Sent_With_The_Upload_Methods_Resumable_Js_Allows(string method)
+    {
+        var file = TestFile.Random("method-" + method, 2000, 1000);
+        for (int n = 1; n <= file.TotalChunks; n++)
+        {
+            var request = new HttpRequestMessage(new HttpMethod(method), "/upload?" + UploadClient.Query(UploadClient.Parameters(ClientKind.ResumableOctet, file, n)))
+            {
+                Content = new ReadOnlyMemoryContent(file.Slice(n)),
+            };
+            using var response = await Client.Http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        var status = await Client.WaitForCompleteAsync(file.Identifier);
+        Assert.Equal(file.Sha256, status.GetProperty("sha256").GetString());
+    }
+
     [Fact]
     public async Task Status_Reports_Geometry_Received_And_Missing_Chunks()
     {

@@ -28,9 +28,9 @@ public static class ResumableApi
             .WithSummary("Chunk test: 200 when the chunk is stored in full, 204 when it is not (never 404).")
             .ProducesProblem(StatusCodes.Status400BadRequest);
 
-        group.MapMethods("", ["POST", "PUT"], UploadChunk)
+        group.MapMethods("", ["POST", "PUT", "PATCH"], UploadChunk)
             .WithName("UploadChunk")
-            .WithSummary("Stores one chunk (multipart with the part 'file', or a raw body); 200 once it is durable.")
+            .WithSummary("Stores one chunk (multipart with the part 'file', or a raw body; POST, or PUT/PATCH as resumable.js uploadMethod allows); 200 once it is durable.")
             .Accepts<ChunkForm>("multipart/form-data", "application/octet-stream")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status409Conflict)
