@@ -40,9 +40,17 @@ public sealed class Figures(ITestOutputHelper output)
         return path;
     }
 
-    /// <summary>The nearest folder above the test assembly that holds ChunkUpload.sln (the working directory as a fallback).</summary>
+    /// <summary>
+    /// The repository root: recorded at build time (the build may put its output anywhere, e.g. --artifacts-path),
+    /// else the nearest folder above the test assembly or the working directory that holds ChunkUpload.sln.
+    /// </summary>
     public static string RepositoryRoot()
     {
+        string? recorded = typeof(Figures).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+            .OfType<System.Reflection.AssemblyMetadataAttribute>()
+            .FirstOrDefault(a => a.Key == "ChunkUploadRepositoryRoot")?.Value;
+        if (recorded is not null && File.Exists(Path.Combine(recorded, "ChunkUpload.sln")))
+            return recorded;
         foreach (string start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
         {
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
