@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Diagnostics;
 using ChunkUpload.Core.Errors;
 using Microsoft.Extensions.Logging;
@@ -255,8 +256,8 @@ public sealed class ChunkAssembler
         byte[] records = new byte[done.Count * 16];
         for (int i = 0; i < done.Count; i++)
         {
-            BitConverter.TryWriteBytes(records.AsSpan(i * 16), done[i].Range.Offset);
-            BitConverter.TryWriteBytes(records.AsSpan((i * 16) + 8), done[i].Range.Length);
+            BinaryPrimitives.WriteInt64LittleEndian(records.AsSpan(i * 16), done[i].Range.Offset);
+            BinaryPrimitives.WriteInt64LittleEndian(records.AsSpan((i * 16) + 8), done[i].Range.Length);
         }
 
         bool created = !File.Exists(session.JournalPath);

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -712,8 +713,8 @@ public sealed class UploadStore
         // A torn final record (crash mid-append) is shorter than 16 bytes and ignored.
         for (int i = 0; i + 16 <= bytes.Length; i += 16)
         {
-            long offset = BitConverter.ToInt64(bytes, i);
-            long length = BitConverter.ToInt64(bytes, i + 8);
+            long offset = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(i));
+            long length = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(i + 8));
             if (offset >= 0 && length > 0 && offset <= session.Geometry.TotalSize - length)
                 ranges.Add(new ByteRange(offset, length));
         }
