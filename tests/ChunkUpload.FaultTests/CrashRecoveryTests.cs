@@ -24,7 +24,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
     private const long ChunkSize = 4L * 1024 * 1024;
     private const int FileCount = 2;
     private const int InFlight = 4;
-    private const int TargetKills = 24;
+    private const int TargetKills = 30;
     private const int MaxEpochs = 150;
     private static readonly TimeSpan TestBudget = TimeSpan.FromMinutes(12);
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(60);
@@ -65,6 +65,12 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
         public int TotalChunks { get; } = (int)Math.Max(FileSize / ChunkSize, 1);
         public bool[] Acked { get; } = new bool[(int)Math.Max(FileSize / ChunkSize, 1) + 1];
         public bool AssemblyKillDone { get; set; }
+
+        /// <summary>The server run in which the last missing chunk was acknowledged (-1 until then).</summary>
+        public int AllAckedInRun { get; set; } = -1;
+
+        /// <summary>When (test clock) the last missing chunk was acknowledged.</summary>
+        public TimeSpan AllAckedAt { get; set; }
 
         public bool AllAcked
         {
@@ -108,6 +114,8 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
         private int _reRequestedAcknowledged;
         private int _transientRetries;
         private int _epochAcks;
+        private int _startupMs = 800;
+        private int _run;
         private bool _stop;
 
         public List<string> Failures { get; } = [];
@@ -144,18 +152,21 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                     _restarts++;
                 _server = ServerProcess.Start(_storageRoot);
                 bool allAcked = _files.All(f => f.AllAcked);
-                bool startupKill = Kills < TargetKills && (allAcked || _rng.NextDouble() < 0.25);
+                bool startupKill = Kills < TargetKills && (allAcked || _rng.NextDouble() < 0.3);
                 if (startupKill)
                 {
                     await KillDuringStartupAsync(epoch);
                     continue;
                 }
 
+                var startup = Stopwatch.StartNew();
                 if (!await _server.WaitHealthyAsync(HealthTimeout))
                 {
                     Failures.Add($"Server run {epoch} did not answer /healthz within {HealthTimeout.TotalSeconds} s (exited: {_server.HasExited}):\n{_server.LogTail}");
                     return;
                 }
+
+                _startupMs = (int)startup.ElapsedMilliseconds;
 
                 finished = await RunEpochAsync(epoch);
                 if (Failures.Count > 0)
@@ -214,10 +225,11 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
         {
             var server = _server!;
             string phase;
-            if (_rng.Next(2) == 0)
+            if (_rng.NextDouble() < 0.6)
             {
-                // A random moment in the first 1.2 s: before Kestrel listens, while the store recovers, or just after.
-                int delay = _rng.Next(0, 1200);
+                // A random moment within the last measured time to /healthz (plus 10%): before Kestrel listens, while
+                // the store recovers (temp files, journals, unjournaled chunks, queued assembly), or just after.
+                int delay = _rng.Next(0, Math.Max(50, _startupMs * 11 / 10));
                 bool healthy = false;
                 var window = Stopwatch.StartNew();
                 using var http = new HttpClient { BaseAddress = server.BaseUri, Timeout = TimeSpan.FromSeconds(2) };
@@ -258,8 +270,8 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                 _killsByPhase[phase] = _killsByPhase.GetValueOrDefault(phase) + 1;
             }
 
-            int acked = _files.Sum(f => f.Acked.Count(a => a));
-            string line = $"kill {Kills,2}: run {epoch,3}, PID {_server.Pid}, {phase}, {when}, {inFlight} chunk POSTs in flight, {acked}/{FileCount * _files[0].TotalChunks} chunks acknowledged, t={_clock.Elapsed.TotalSeconds:F1} s";
+            string acked = string.Join(" + ", _files.Select(f => $"{f.Acked.Count(a => a)}/{f.TotalChunks}"));
+            string line = $"kill {Kills,2}: run {epoch,3}, PID {_server.Pid}, {phase}, {when}, {inFlight} chunk POSTs in flight, acknowledged {acked}, t={_clock.Elapsed.TotalSeconds:F1} s";
             _killLog.Add(line);
             figures.Line(line);
             _server.Dispose();
@@ -272,6 +284,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             var server = _server!;
             _stop = false;
             _epochAcks = 0;
+            _run = epoch;
             bool killsLeft = Kills < TargetKills;
             int remaining = _files.Sum(f => f.Acked.Skip(1).Count(a => !a));
             int needed = Math.Max(TargetKills - Kills, 1);
@@ -314,10 +327,24 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
 
             if (trigger.Task.IsCompleted)
             {
-                string phase = trigger.Task.Result;
-                int delay = phase.StartsWith("assembling", StringComparison.Ordinal) ? assemblyDelay : killDelay;
+                bool lastChunk = trigger.Task.Result == "last chunk";
+                int delay = lastChunk ? assemblyDelay : killDelay;
                 await Task.Delay(delay);
-                Kill(epoch, phase, $"{delay} ms after the trigger ({(phase.StartsWith("assembling", StringComparison.Ordinal) ? "last chunk acknowledged" : $"{killAfterAcks} acknowledgements")})");
+
+                // A file whose last chunk was acknowledged in this run, before the kill (whichever trigger fired), is
+                // being finished by the server: the kill is an assembly kill (the first one for each file).
+                SourceFile? assembled;
+                lock (_sync)
+                {
+                    assembled = _files.FirstOrDefault(f => !f.AssemblyKillDone && f.AllAckedInRun == epoch);
+                    if (assembled is not null)
+                        assembled.AssemblyKillDone = true;
+                }
+
+                if (assembled is not null)
+                    Kill(epoch, "assembling (last chunk just acked)", $"{(_clock.Elapsed - assembled.AllAckedAt).TotalMilliseconds:F0} ms after the last chunk of {assembled.Name} was acknowledged");
+                else
+                    Kill(epoch, "writing chunks", $"{delay} ms after {killAfterAcks} acknowledgements");
                 if (await Task.WhenAny(workers, Task.Delay(TimeSpan.FromSeconds(90))) != workers)
                     Failures.Add($"Server run {epoch}: requests did not end within 90 s of the kill.");
                 return false;
@@ -358,6 +385,8 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                     if (testStatus == HttpStatusCode.OK)
                     {
                         file.Acked[chunk] = true;
+                        if (file.AllAckedInRun < 0 && file.AllAcked)
+                            (file.AllAckedInRun, file.AllAckedAt) = (_run, _clock.Elapsed);
                         if (_inFlightAtKill.Remove(key))
                             _inFlightFoundStored++;
                         return true;
@@ -406,15 +435,12 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                     file.Acked[chunk] = true;
                     _inFlightAtKill.Remove(key);
                     _epochAcks++;
-                    if (!file.AssemblyKillDone && file.AllAcked)
-                    {
-                        file.AssemblyKillDone = true;
-                        trigger.TrySetResult($"assembling ({file.Name})");
-                    }
+                    if (file.AllAckedInRun < 0 && file.AllAcked)
+                        (file.AllAckedInRun, file.AllAckedAt) = (_run, _clock.Elapsed);
+                    if (!file.AssemblyKillDone && file.AllAckedInRun == _run)
+                        trigger.TrySetResult("last chunk");
                     else if (_epochAcks >= killAfterAcks)
-                    {
-                        trigger.TrySetResult("writing chunks");
-                    }
+                        trigger.TrySetResult("acknowledgements");
                 }
 
                 return true;
@@ -595,7 +621,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             figures.Line($"files                                         {FileCount} x {FileSize / (1024 * 1024)} MiB, {ChunkSize / (1024 * 1024)} MiB chunks ({FileSize / ChunkSize} per file), {InFlight} in flight, multipart (resumable.js)");
             figures.Line($"kills (SIGKILL) total                         {Kills}");
             foreach (var (phase, count) in _killsByPhase.OrderBy(p => p.Key, StringComparer.Ordinal))
-                figures.Line($"  {phase,-44}{count}");
+                figures.Line($"  {phase,-44}{count,3}");
             figures.Line($"restarts                                      {_restarts}");
             figures.Line($"chunk POSTs sent                              {_chunksSent} (file has {FileCount * (FileSize / ChunkSize)} chunks)");
             figures.Line($"chunks re-sent (unacknowledged at a kill)     {_resentUnacknowledged}");
