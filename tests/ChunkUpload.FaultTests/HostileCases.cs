@@ -28,8 +28,9 @@ public enum Expect
     Routing,
 }
 
-/// <summary>One crafted request. <paramref name="KnownBug"/>: the server answers it wrongly today (excluded unless CHUNKUPLOAD_HOSTILE_KNOWN_BUGS=1).</summary>
-public sealed record HostileCase(string Category, string Name, Expect Expect, byte[] Request, bool HalfClose = false, string? KnownBug = null);
+/// <summary>One crafted request. <paramref name="KnownBug"/>: the server answers it wrongly today (excluded unless CHUNKUPLOAD_HOSTILE_KNOWN_BUGS=1).
+/// <paramref name="Stall"/>: the request stops part-way and the connection stays open (a slow sender the server must cut off).</summary>
+public sealed record HostileCase(string Category, string Name, Expect Expect, byte[] Request, bool HalfClose = false, string? KnownBug = null, bool Stall = false);
 
 /// <summary>The crafted requests (issue 5): every category the issue lists, against the real server over raw sockets.</summary>
 public static class HostileCases
@@ -195,6 +196,8 @@ public static class HostileCases
         Add("length", "chunked transfer encoding with a bad chunk-size line", Expect.Problem,
             Request("POST", "/upload?" + Query(ValidParameters(Id("len"))), "zz\r\nxxxx\r\n0\r\n\r\n"u8.ToArray(),
                 "application/octet-stream", ["Transfer-Encoding: chunked"], contentLength: ""));
+        cases.Add(new HostileCase("length", "slow sender: Content-Length 1000, 100 bytes, then silence (body data-rate limit)", Expect.ProblemOrCut,
+            Octet(ValidParameters(Id("slow")), Body(100), contentLength: "1000"), Stall: true));
         Add("length", "Content-Length: abc", Expect.Kestrel, Octet(ValidParameters(Id("len")), Chunk1, contentLength: "abc"));
         Add("length", "Content-Length: -1", Expect.Kestrel, Octet(ValidParameters(Id("len")), Chunk1, contentLength: "-1"));
         Add("length", "two different Content-Length headers", Expect.Kestrel, Octet(ValidParameters(Id("len")), Chunk1, headers: ["Content-Length: 999"]));

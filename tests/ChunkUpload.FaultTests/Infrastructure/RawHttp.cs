@@ -17,13 +17,14 @@ public sealed record RawResponse(int? Status, string? ContentType, string Body, 
 /// </summary>
 public static class RawHttp
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(20);
 
     /// <param name="halfClose">Shut down the sending side after the bytes (a client that stops early).</param>
-    public static async Task<RawResponse> SendAsync(int port, byte[] request, bool halfClose = false)
+    /// <param name="timeout">How long to wait for the whole exchange (20 s by default).</param>
+    public static async Task<RawResponse> SendAsync(int port, byte[] request, bool halfClose = false, TimeSpan? timeout = null)
     {
         using var client = new TcpClient();
-        using var cts = new CancellationTokenSource(Timeout);
+        using var cts = new CancellationTokenSource(timeout ?? DefaultTimeout);
         await client.ConnectAsync("127.0.0.1", port, cts.Token);
         var stream = client.GetStream();
         string note = "";
