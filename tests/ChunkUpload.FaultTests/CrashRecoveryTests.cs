@@ -623,7 +623,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             foreach (var (phase, count) in _killsByPhase.OrderBy(p => p.Key, StringComparer.Ordinal))
                 figures.Line($"  {phase,-44}{count,3}");
             figures.Line($"restarts                                      {_restarts}");
-            figures.Line($"chunk POSTs sent                              {_chunksSent} (file has {FileCount * (FileSize / ChunkSize)} chunks)");
+            figures.Line($"chunk POSTs sent                              {_chunksSent} (the files have {FileCount * (FileSize / ChunkSize)} chunks)");
             figures.Line($"chunks re-sent (unacknowledged at a kill)     {_resentUnacknowledged}");
             figures.Line($"in flight at a kill, found stored on resume   {_inFlightFoundStored}");
             figures.Line($"test GETs                                     {_testGets}");
