@@ -261,20 +261,18 @@ public static class HostileCases
             Add("duplicates", "file name twice as fields", Expect.Problem, Form(Fields(ValidParameters(Id("dup"))).Append(new Field("resumableFilename", "other.bin")), Chunk1));
         }
 
-        // 11. Wrong content types. The endpoint's Accepts(multipart/form-data, application/octet-stream) metadata makes
-        // routing refuse every other type with a bare 415 (no code, no detail), before the server's own code runs;
-        // that also refuses flow.js octet uploads, which carry the file's own MIME type (PROTOCOLS.md 3.3).
-        const string Bug415 = "415 from the endpoint's Accepts() content-type filter: problem+json without code/detail; refuses flow.js octet chunks of typed files";
+        // 11. Wrong content types. Anything that is not multipart/form-data is a raw (octet) chunk: flow.js sends octet
+        // chunks typed as the file (PROTOCOLS.md 3.3), so a type filter would refuse real uploads with 415.
         Add("content type", "form-urlencoded body with the parameters, none in the query", Expect.Problem,
-            Request("POST", "/upload", Encoding.ASCII.GetBytes(Query(ValidParameters(Id("ct"))) + "&file=" + new string('x', 1000)), "application/x-www-form-urlencoded"), knownBug: Bug415);
+            Request("POST", "/upload", Encoding.ASCII.GetBytes(Query(ValidParameters(Id("ct"))) + "&file=" + new string('x', 1000)), "application/x-www-form-urlencoded"));
         Add("content type", "JSON body with the parameters", Expect.Problem,
-            Request("POST", "/upload", Encoding.ASCII.GetBytes("{\"resumableIdentifier\":\"a\",\"resumableChunkNumber\":1}"), "application/json"), knownBug: Bug415);
+            Request("POST", "/upload", Encoding.ASCII.GetBytes("{\"resumableIdentifier\":\"a\",\"resumableChunkNumber\":1}"), "application/json"));
         Add("content type", "multipart/mixed body, parameters only in its fields", Expect.Problem,
-            Request("POST", "/upload", valid, "multipart/mixed; boundary=" + Boundary), knownBug: Bug415);
+            Request("POST", "/upload", valid, "multipart/mixed; boundary=" + Boundary));
         Add("content type", "text/plain with a multipart body, parameters in the query", Expect.Problem,
-            Request("POST", "/upload?" + Query(ValidParameters(Id("ct"))), valid, "text/plain"), knownBug: Bug415);
+            Request("POST", "/upload?" + Query(ValidParameters(Id("ct"))), valid, "text/plain"));
         Add("content type", "flow.js octet chunk sent with the file's type (video/mp4), otherwise valid", Expect.DataOrProblem,
-            Request("POST", "/upload?" + Query(ValidParameters(Id("ct"))), Chunk1, "video/mp4"), knownBug: Bug415);
+            Request("POST", "/upload?" + Query(ValidParameters(Id("ct"))), Chunk1, "video/mp4"));
         Add("content type", "no Content-Type, multipart body, parameters in the query", Expect.Problem,
             Request("POST", "/upload?" + Query(ValidParameters(Id("ct"))), valid));
         Add("content type", "multipart/form-data;;;; (no parameters)", Expect.Problem, Request("POST", "/upload", valid, "multipart/form-data;;;;"));

@@ -65,6 +65,49 @@ public sealed class ResumableContractTests : ServerTest
         Assert.Equal(file.Sha256, status.GetProperty("sha256").GetString());
     }
 
+    [Theory]
+    [InlineData("video/mp4")]
+    [InlineData("text/plain")]
+    [InlineData("application/json")]
+    public async Task Octet_Chunks_Typed_As_The_File_Are_Accepted(string contentType)
+    {
+        // flow.js octet mode slices the file with its own MIME type; only multipart/form-data is parsed as a form.
+        var file = TestFile.Random("typed-" + contentType.Replace('/', '-'), 1500, 1000);
+        var content = new ReadOnlyMemoryContent(file.Slice(1));
+        content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
+        using var response = await Client.Http.PostAsync("/upload?" + UploadClient.Query(UploadClient.Parameters(ClientKind.FlowOctet, file, 1)), content);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var status = await Client.WaitForCompleteAsync(file.Identifier);
+        Assert.Equal(file.Sha256, status.GetProperty("sha256").GetString());
+    }
+
+    [Fact]
+    public async Task Unknown_Routes_Are_Problems_With_A_Code()
+    {
+        using var missing = await Client.Http.GetAsync("/no/such/thing");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        await AssertProblemAsync(missing, "route_not_found");
+        using var method = await Client.Http.DeleteAsync("/upload");
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, method.StatusCode);
+        await AssertProblemAsync(method, "method_not_allowed");
+    }
+
+    [Fact]
+    public async Task Identifiers_With_Slashes_Are_Reachable_Encoded_Or_Not()
+    {
+        var file = TestFile.Random("folder/sub/file-1", 1000, 1000);
+        await Client.UploadAllAsync(file);
+        await Client.WaitForCompleteAsync(file.Identifier);
+        foreach (var path in new[] { "/uploads/folder%2Fsub%2Ffile-1", "/uploads/folder/sub/file-1", "/files/folder%2Fsub%2Ffile-1" })
+        {
+            using var response = await Client.Http.GetAsync(path);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        using var delete = await Client.Http.DeleteAsync("/uploads/folder%2Fsub%2Ffile-1");
+        Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+    }
+
     [Fact]
     public async Task Status_Reports_Geometry_Received_And_Missing_Chunks()
     {

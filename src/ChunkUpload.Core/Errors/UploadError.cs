@@ -27,6 +27,7 @@ public static class UploadErrors
     public static readonly UploadError ChunkSizeMismatch = new("chunk_size_mismatch", 400, "The declared chunk length does not match the chunk's place in the file");
     public static readonly UploadError ChunkLengthMismatch = new("chunk_length_mismatch", 400, "The chunk body length does not match the expected length");
     public static readonly UploadError MalformedMultipart = new("malformed_multipart", 400, "The multipart body could not be read");
+    public static readonly UploadError IncompleteBody = new("incomplete_body", 400, "The request body ended before the chunk was complete");
     public static readonly UploadError MissingFilePart = new("missing_file_part", 400, "The multipart body has no file part");
     public static readonly UploadError SessionMismatch = new("session_mismatch", 409, "The chunk does not belong to the upload with this identifier");
     public static readonly UploadError UploadFailed = new("upload_failed", 409, "This upload failed on the server and must be deleted and started again");

@@ -31,7 +31,10 @@ public static class ResumableApi
         group.MapMethods("", ["POST", "PUT", "PATCH"], UploadChunk)
             .WithName("UploadChunk")
             .WithSummary("Stores one chunk (multipart with the part 'file', or a raw body; POST, or PUT/PATCH as resumable.js uploadMethod allows); 200 once it is durable.")
-            .Accepts<ChunkForm>("multipart/form-data", "application/octet-stream")
+            // No Accepts(...) here: it would make routing answer 415 to any other Content-Type, and flow.js sends
+            // octet chunks typed as the file (video/mp4, ...). Anything that is not multipart is a raw chunk.
+            .WithDescription("Body: multipart/form-data with the chunk parameters as fields followed by the part 'file', " +
+                "or the raw chunk bytes (any other Content-Type, or none) with the parameters in the query string.")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
@@ -71,24 +74,11 @@ public static class ResumableApi
 
         var receipt = ChunkBody.IsMultipart(context.Request)
             ? await ChunkBody.ReadMultipartAsync(context.Request, bag, FileField, Store, token)
-            : await Store(new RequestBodyStream(context.Request.Body, token));
+            : await Store(new RequestBodyStream(context.Request.Body, token, UploadErrors.IncompleteBody));
         return TypedResults.Ok(new ChunkAck(receipt.Identifier, receipt.ChunkNumber, receipt.ReceivedChunks, receipt.TotalChunks, receipt.State));
     }
 
     public sealed record ChunkPresence(string Identifier, int ChunkNumber, bool Stored);
 
     public sealed record ChunkAck(string Identifier, int ChunkNumber, int ReceivedChunks, int TotalChunks, string State);
-
-    /// <summary>The multipart fields, for the API description (the body is read as a stream, never bound).</summary>
-    public sealed record ChunkForm(
-        int ResumableChunkNumber,
-        long ResumableChunkSize,
-        long ResumableCurrentChunkSize,
-        long ResumableTotalSize,
-        string? ResumableType,
-        string ResumableIdentifier,
-        string ResumableFilename,
-        string? ResumableRelativePath,
-        int ResumableTotalChunks,
-        IFormFile File);
 }

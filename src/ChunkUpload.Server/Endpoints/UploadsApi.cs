@@ -15,16 +15,16 @@ public static class UploadsApi
     public static IEndpointRouteBuilder MapUploadsApi(this IEndpointRouteBuilder app, IConfiguration configuration)
     {
         var uploads = app.MapGroup("/uploads").WithTags("Uploads").RequireUploadCredentials(configuration);
-        uploads.MapGet("/{identifier}", GetStatus)
+        uploads.MapGet("/{**identifier}", GetStatus)
             .WithName("GetUpload")
             .WithSummary("State of an upload: received and missing chunks, and the SHA-256 once complete.")
             .ProducesProblem(StatusCodes.Status404NotFound);
-        uploads.MapDelete("/{identifier}", Delete)
+        uploads.MapDelete("/{**identifier}", Delete)
             .WithName("DeleteUpload")
             .WithSummary("Removes an upload's chunks and any partial or finished file.")
             .ProducesProblem(StatusCodes.Status404NotFound);
 
-        app.MapGet("/files/{identifier}", Download)
+        app.MapGet("/files/{**identifier}", Download)
             .WithTags("Uploads")
             .WithName("DownloadFile")
             .WithSummary("The completed file, with Range support; 404 until the upload is complete.")
@@ -37,6 +37,7 @@ public static class UploadsApi
 
     public static Ok<UploadStatus> GetStatus(string identifier, HttpContext context, UploadStore store)
     {
+        identifier = RouteIdentifier(identifier);
         context.Items[ErrorHandlingMiddleware.IdentifierItem] = identifier;
         var status = store.GetStatus(Principals.OwnerOf(context), identifier) ?? throw NotFound(identifier);
         return TypedResults.Ok(status);
@@ -44,6 +45,7 @@ public static class UploadsApi
 
     public static async Task<NoContent> Delete(string identifier, HttpContext context, UploadStore store)
     {
+        identifier = RouteIdentifier(identifier);
         context.Items[ErrorHandlingMiddleware.IdentifierItem] = identifier;
         if (!await store.DeleteAsync(Principals.OwnerOf(context), identifier, context.RequestAborted))
             throw NotFound(identifier);
@@ -52,6 +54,7 @@ public static class UploadsApi
 
     public static PhysicalFileHttpResult Download(string identifier, HttpContext context, UploadStore store)
     {
+        identifier = RouteIdentifier(identifier);
         context.Items[ErrorHandlingMiddleware.IdentifierItem] = identifier;
         var file = store.GetCompletedFile(Principals.OwnerOf(context), identifier) ?? throw NotFound(identifier);
         context.Response.Headers.XContentTypeOptions = "nosniff";
@@ -63,6 +66,11 @@ public static class UploadsApi
             entityTag: new EntityTagHeaderValue("\"" + file.Sha256 + "\""),
             enableRangeProcessing: true);
     }
+
+    // Identifiers may contain '/': the route takes the rest of the path, and an encoded slash (%2F, which Kestrel
+    // leaves encoded in the path) is decoded here.
+    private static string RouteIdentifier(string identifier) =>
+        identifier.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
 
     private static UploadException NotFound(string identifier) =>
         new(UploadErrors.UploadNotFound, $"There is no upload '{ParameterBag.Truncate(identifier)}' (it may have been deleted or never started).");

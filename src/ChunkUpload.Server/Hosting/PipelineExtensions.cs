@@ -7,7 +7,9 @@ public static class PipelineExtensions
     public static WebApplication UseChunkUploadErrorHandling(this WebApplication app)
     {
         app.UseMiddleware<ErrorHandlingMiddleware>();
-        app.UseStatusCodePages(); // bare 404/405 from routing become problem+json too
+        // Bare statuses from routing (no such path, wrong method) become problem+json with a code too.
+        app.UseStatusCodePages(context => Problems.From(HttpErrors.ForStatus(context.HttpContext.Response.StatusCode),
+            $"{context.HttpContext.Request.Method} {context.HttpContext.Request.Path} is not part of this server's API; see /swagger.").ExecuteAsync(context.HttpContext));
         return app;
     }
 }

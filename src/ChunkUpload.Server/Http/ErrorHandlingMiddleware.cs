@@ -81,4 +81,13 @@ public static class HttpErrors
 {
     public static readonly UploadError BadRequest = new("bad_request", 400, "The request could not be read");
     public static readonly UploadError RequestTooLarge = new("request_too_large", 400, "The request body is too large");
+    public static readonly UploadError RouteNotFound = new("route_not_found", 404, "No such resource");
+    public static readonly UploadError MethodNotAllowed = new("method_not_allowed", 405, "The method is not allowed here");
+
+    public static UploadError ForStatus(int status) => status switch
+    {
+        404 => RouteNotFound,
+        405 => MethodNotAllowed,
+        _ => new UploadError("http_" + status.ToString(System.Globalization.CultureInfo.InvariantCulture), status, "The request was not accepted"),
+    };
 }

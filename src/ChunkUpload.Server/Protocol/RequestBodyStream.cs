@@ -7,7 +7,7 @@ namespace ChunkUpload.Server.Protocol;
 /// fault: the store sees an <see cref="UploadException"/> (400) for a truncated body instead of an IOException that
 /// would read as a disk problem (503). A client that disconnected surfaces as cancellation.
 /// </summary>
-public sealed class RequestBodyStream(Stream inner, CancellationToken requestAborted) : Stream
+public sealed class RequestBodyStream(Stream inner, CancellationToken requestAborted, UploadError? truncated = null) : Stream
 {
     public override bool CanRead => true;
     public override bool CanSeek => false;
@@ -46,5 +46,5 @@ public sealed class RequestBodyStream(Stream inner, CancellationToken requestAbo
     internal Exception Translate(Exception ex) =>
         requestAborted.IsCancellationRequested
             ? new OperationCanceledException("The client disconnected.", ex, requestAborted)
-            : new UploadException(UploadErrors.MalformedMultipart, "The request body ended before the chunk was complete: " + ex.Message, ex);
+            : new UploadException(truncated ?? UploadErrors.MalformedMultipart, "The request body ended before the chunk was complete: " + ex.Message, ex);
 }
