@@ -242,6 +242,53 @@ public sealed class SecurityTests : IDisposable
         await ResumableContractTests.AssertProblemAsync(limited, "rate_limited");
     }
 
+    [Fact]
+    public async Task Completion_Deferred_By_A_Transient_Fault_Finishes_Once_It_Clears()
+    {
+        // The same path a full disk or an unreachable application takes at completion: keep everything, retry later.
+        var flaky = new FlakyAuthorizer(failures: 2);
+        using var app = new ChunkUploadApplication(_dir.StorageRoot, null, services => services.AddSingleton<IUploadAuthorizer>(flaky));
+        var client = new UploadClient(app.CreateClient());
+        var file = TestFile.Random("deferred", 3000, 1000);
+        await client.UploadAllAsync(file);
+        var status = await client.WaitForCompleteAsync(file.Identifier);
+        Assert.Equal(file.Sha256, status.GetProperty("sha256").GetString());
+        Assert.Equal(3, flaky.CompletionCalls);
+    }
+
+    [Fact]
+    public async Task Cors_Credentials_Are_Allowed_Only_When_Configured()
+    {
+        foreach (bool credentials in new[] { false, true })
+        {
+            using var app = new ChunkUploadApplication(_dir.StorageRoot + credentials, new Dictionary<string, string?>
+            {
+                ["Cors:AllowedOrigins:0"] = "https://app.example",
+                ["Cors:AllowCredentials"] = credentials.ToString(),
+            });
+            var preflight = new HttpRequestMessage(HttpMethod.Options, "/upload");
+            preflight.Headers.Add("Origin", "https://app.example");
+            preflight.Headers.Add("Access-Control-Request-Method", "POST");
+            using var response = await app.CreateClient().SendAsync(preflight);
+            Assert.Equal("https://app.example", response.Headers.GetValues("Access-Control-Allow-Origin").Single());
+            Assert.Equal(credentials, response.Headers.TryGetValues("Access-Control-Allow-Credentials", out var allow) && allow.Single() == "true");
+        }
+    }
+
+    private sealed class FlakyAuthorizer(int failures) : IUploadAuthorizer
+    {
+        private int _completionCalls;
+
+        public int CompletionCalls => _completionCalls;
+
+        public Task AuthorizeAsync(UploadAuthorization request, CancellationToken cancellationToken)
+        {
+            if (request.Event == UploadEvent.Complete && Interlocked.Increment(ref _completionCalls) <= failures)
+                throw new UploadException(UploadErrors.AuthorizationUnavailable, "Not reachable right now.");
+            return Task.CompletedTask;
+        }
+    }
+
     private sealed class RecordingAuthorizer : IUploadAuthorizer
     {
         public List<(string Event, string Identifier)> Calls { get; } = [];

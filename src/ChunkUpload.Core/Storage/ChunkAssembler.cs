@@ -65,7 +65,7 @@ public sealed class ChunkAssembler
         {
             // Storage trouble or an application that cannot answer now (a full disk, a flaky volume): keep everything and try again later.
             int failures = ++session.AssemblyFailures;
-            var delay = TimeSpan.FromSeconds(Math.Min(60, Math.Pow(2, Math.Min(failures, 6))));
+            var delay = TimeSpan.FromSeconds(Math.Min(60, Math.Pow(2, Math.Min(failures - 1, 6))));
             AssemblerLog.AssemblyDeferred(_store.Logger, ex, session.Metadata.Identifier, delay.TotalSeconds);
             _ = RequeueLaterAsync(session, delay, cancellationToken);
         }
