@@ -32,7 +32,7 @@ namespace ChunkUpload.Core.Storage;
 public sealed class UploadStore
 {
     private const int StripeCount = 64;
-    private const int CopyBufferSize = 1024 * 1024;
+    private const int CopyBufferSize = 256 * 1024;
 
     private readonly UploadOptions _options;
     private readonly ILogger<UploadStore> _logger;
