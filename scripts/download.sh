@@ -48,19 +48,8 @@ done
 id=${args[0]}
 base=${base%/}
 
-urlencode() {
-  local LC_ALL=C s=$1 out="" c i
-  for (( i = 0; i < ${#s}; i++ )); do
-    c=${s:i:1}
-    case "$c" in
-      [a-zA-Z0-9.~_-]) out+=$c ;;
-      *) printf -v c '%%%02X' "'$c"; out+=$c ;;
-    esac
-  done
-  printf '%s' "$out"
-}
-json_number() { [[ $1 =~ \"$2\"[[:space:]]*:[[:space:]]*(-?[0-9]+) ]] && printf '%s' "${BASH_REMATCH[1]}"; }
-json_string() { [[ $1 =~ \"$2\"[[:space:]]*:[[:space:]]*\"(([^\"\\]|\\.)*)\" ]] && printf '%s' "${BASH_REMATCH[1]}"; }
+# urlencode, json_number, json_string
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # Undo JSON string escapes that can appear in a file name (\" \\ \/ and \uXXXX).
 json_unescape() { local s=$1; s=${s//\\\"/\"}; s=${s//\\\//\/}; printf -v s '%b' "${s//\\u/\\u}"; printf '%s' "$s"; }
 

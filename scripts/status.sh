@@ -42,19 +42,8 @@ id=${args[0]}
 base=${args[1]:-${CHUNKUPLOAD_URL:-http://localhost:5080}}
 base=${base%/}
 
-urlencode() {
-  local LC_ALL=C s=$1 out="" c i
-  for (( i = 0; i < ${#s}; i++ )); do
-    c=${s:i:1}
-    case "$c" in
-      [a-zA-Z0-9.~_-]) out+=$c ;;
-      *) printf -v c '%%%02X' "'$c"; out+=$c ;;
-    esac
-  done
-  printf '%s' "$out"
-}
-json_number() { [[ $1 =~ \"$2\"[[:space:]]*:[[:space:]]*(-?[0-9]+) ]] && printf '%s' "${BASH_REMATCH[1]}"; }
-json_string() { [[ $1 =~ \"$2\"[[:space:]]*:[[:space:]]*\"(([^\"\\]|\\.)*)\" ]] && printf '%s' "${BASH_REMATCH[1]}"; }
+# urlencode, json_number, json_string
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 tmp=$(mktemp) || die "cannot create a temporary file"
 trap 'rm -f "$tmp"' EXIT

@@ -70,21 +70,8 @@ is_uint "$timeout" || usage_error "--timeout must be a number of seconds"
 
 log() { [ "$quiet" = 1 ] || printf '%s\n' "$*" >&2; }
 
-# ---------- helpers (pure bash: no jq/sed/awk) ----------
-urlencode() {
-  local LC_ALL=C s=$1 out="" c i
-  for (( i = 0; i < ${#s}; i++ )); do
-    c=${s:i:1}
-    case "$c" in
-      [a-zA-Z0-9.~_-]) out+=$c ;;
-      *) printf -v c '%%%02X' "'$c"; out+=$c ;;
-    esac
-  done
-  printf '%s' "$out"
-}
-# json_number JSON KEY / json_string JSON KEY: first top-level-looking match; enough for the server's flat objects.
-json_number() { [[ $1 =~ \"$2\"[[:space:]]*:[[:space:]]*(-?[0-9]+) ]] && printf '%s' "${BASH_REMATCH[1]}"; }
-json_string() { [[ $1 =~ \"$2\"[[:space:]]*:[[:space:]]*\"(([^\"\\]|\\.)*)\" ]] && printf '%s' "${BASH_REMATCH[1]}"; }
+# urlencode, json_number, json_string
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 problem_detail() {
   local d; d=$(json_string "$1" detail) || d=$(json_string "$1" title) || d=""
   printf '%s' "${d:-$2}"
