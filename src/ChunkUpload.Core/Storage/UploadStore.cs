@@ -27,7 +27,8 @@ namespace ChunkUpload.Core.Storage;
 /// sessions/{key}/assembled.journal      16-byte records (offset, length) of ranges durable in data.part
 /// completed/{key}                       finished files
 /// </code>
-/// A chunk is acknowledged once its file is in chunks/ (flushed, with its folder, when FlushToDisk is on).
+/// A chunk is acknowledged once the assembler has written it into data.part, flushed it and journaled its range
+/// (see <see cref="ChunkAssembler"/>); chunk files the journal does not list are discarded at start-up.
 /// </remarks>
 public sealed class UploadStore
 {
@@ -127,9 +128,10 @@ public sealed class UploadStore
     }
 
     /// <summary>
-    /// Stores one chunk from <paramref name="body"/>: streamed to a temp file, checked for length, flushed, then
-    /// moved into the session. Returns once the chunk is durable. A chunk that is already stored is read and
-    /// discarded (clients re-send chunks whose answer they lost).
+    /// Stores one chunk from <paramref name="body"/>: streamed to a temp file, checked for its exact length, moved into
+    /// the session's chunks folder, and written into the data file by the assembler. Returns once the chunk is
+    /// durable there (journaled). A chunk that is already stored is read and discarded (clients re-send chunks whose
+    /// answer they lost).
     /// </summary>
     /// <exception cref="UploadException">The chunk is refused; nothing of it was kept.</exception>
     /// <param name="client">Who counts against the unfinished-uploads quota (the owner, or the address of an anonymous caller).</param>
