@@ -18,9 +18,8 @@ public sealed record ChunkDescriptor
     public int? TotalChunks { get; init; }
 }
 
-/// <summary>The answer to a stored chunk.</summary>
-/// <param name="Duplicate">True when the chunk was already stored and the body was discarded.</param>
-public sealed record ChunkReceipt(string Identifier, int ChunkNumber, int ReceivedChunks, int TotalChunks, string State, bool Duplicate);
+/// <summary>The answer to a stored chunk (also to one that was already stored and whose body was discarded).</summary>
+public sealed record ChunkReceipt(string Identifier, int ChunkNumber, int ReceivedChunks, int TotalChunks, string State);
 
 /// <summary>What the server knows about one upload.</summary>
 public sealed record UploadStatus(

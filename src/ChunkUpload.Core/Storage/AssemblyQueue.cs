@@ -20,7 +20,4 @@ public sealed class AssemblyQueue
         Volatile.Write(ref session.Queued, 0);
         return session;
     }
-
-    /// <summary>Sessions waiting now (for diagnostics and tests).</summary>
-    public int Count => _channel.Reader.Count;
 }

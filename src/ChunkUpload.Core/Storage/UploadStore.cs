@@ -158,7 +158,7 @@ public sealed class UploadStore
                 _queue.Enqueue(session);
             else
                 CoreLog.ChunkDuplicate(_logger, chunk.Identifier, chunk.ChunkNumber);
-            return Receipt(session, chunk.ChunkNumber, duplicate: alreadyStored);
+            return Receipt(session, chunk.ChunkNumber);
         }
 
         EnsureFreeSpace(range.Length);
@@ -178,7 +178,7 @@ public sealed class UploadStore
             if (session.Deleted)
                 throw Deleted(chunk.Identifier);
             CoreLog.ChunkDuplicate(_logger, chunk.Identifier, chunk.ChunkNumber);
-            return Receipt(session, chunk.ChunkNumber, duplicate: true);
+            return Receipt(session, chunk.ChunkNumber);
         }
         catch (IOException ex) when (NativeFileSystem.IsDiskFull(ex))
         {
@@ -224,13 +224,13 @@ public sealed class UploadStore
         if (stored is null)
         {
             CoreLog.ChunkDuplicate(_logger, chunk.Identifier, chunk.ChunkNumber);
-            return Receipt(session, chunk.ChunkNumber, duplicate: true);
+            return Receipt(session, chunk.ChunkNumber);
         }
 
         _queue.Enqueue(session);
         await stored.WaitAsync(cancellationToken);
 
-        var receipt = Receipt(session, chunk.ChunkNumber, duplicate: piece is null);
+        var receipt = Receipt(session, chunk.ChunkNumber);
         CoreLog.ChunkStored(_logger, chunk.Identifier, chunk.ChunkNumber, range.Length, receipt.ReceivedChunks, receipt.TotalChunks);
         return receipt;
     }
@@ -753,10 +753,10 @@ public sealed class UploadStore
         TryDelete(session.DataPath);
     }
 
-    private static ChunkReceipt Receipt(UploadSession session, int chunkNumber, bool duplicate)
+    private static ChunkReceipt Receipt(UploadSession session, int chunkNumber)
     {
         lock (session.Sync)
-            return new ChunkReceipt(session.Metadata.Identifier, chunkNumber, session.CountReceivedChunks(), session.Geometry.TotalChunks, session.WireState, duplicate);
+            return new ChunkReceipt(session.Metadata.Identifier, chunkNumber, session.CountReceivedChunks(), session.Geometry.TotalChunks, session.WireState);
     }
 
     private SemaphoreSlim StripeOf(string key) => _stripes[(int)(uint.Parse(key.AsSpan(0, 8), NumberStyles.HexNumber, CultureInfo.InvariantCulture) % StripeCount)];
