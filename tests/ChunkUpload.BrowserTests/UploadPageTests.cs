@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Net;
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using ChunkUpload.Testing;
 using Microsoft.Playwright;
 using Xunit.Abstractions;
 using static Microsoft.Playwright.Assertions;
@@ -424,20 +424,7 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
     [GeneratedRegex("[^0-9a-zA-Z_-]")]
     private static partial Regex IdentifierJunk();
 
-    private string CreateFile(string name, int size)
-    {
-        var directory = Path.Combine(fixture.WorkDirectory, Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, name);
-        var bytes = new byte[size];
-        RandomNumberGenerator.Fill(bytes);
-        File.WriteAllBytes(path, bytes);
-        return path;
-    }
+    private string CreateFile(string name, int size) => TestFiles.Create(fixture.WorkDirectory, name, size);
 
-    private static string Sha256(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
-    }
+    private static string Sha256(string path) => TestFiles.Sha256(path);
 }

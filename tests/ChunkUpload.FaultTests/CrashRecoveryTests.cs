@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text.Json;
+using ChunkUpload.Bench;
 using ChunkUpload.FaultTests.Infrastructure;
 using Microsoft.Win32.SafeHandles;
 using Xunit.Abstractions;
@@ -509,7 +510,9 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                 content.Add(field, name);
             }
 
-            content.Add(new FileRangeContent(file.Handle, file.Offset(chunk), file.Length(chunk)), "file", "blob");
+            var part = new FileSliceContent(file.Handle, file.Offset(chunk), file.Length(chunk));
+            part.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            content.Add(part, "file", "blob");
             return content;
         }
 

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using ChunkUpload.Testing;
 using Xunit.Abstractions;
@@ -189,20 +188,7 @@ public sealed class ScriptTests(ITestOutputHelper output) : IAsyncLifetime
         return response.StatusCode == HttpStatusCode.OK ? JsonNode.Parse(await response.Content.ReadAsStringAsync()) : null;
     }
 
-    private string CreateFile(string name, int size)
-    {
-        var directory = Path.Combine(_work, "in-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, name);
-        var bytes = new byte[size];
-        RandomNumberGenerator.Fill(bytes);
-        File.WriteAllBytes(path, bytes);
-        return path;
-    }
+    private string CreateFile(string name, int size) => TestFiles.Create(_work, name, size);
 
-    private static string Sha256(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
-    }
+    private static string Sha256(string path) => TestFiles.Sha256(path);
 }
