@@ -77,6 +77,33 @@ public sealed class UploadOptions
     /// <summary>How often the sweeper runs.</summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// Request bodies are staged and committed in pieces of at most this many bytes, cut at multiples of it in the
+    /// file: a streaming write (a tus PATCH of a whole file) keeps every piece that arrived whole before a drop.
+    /// </summary>
+    [Range(64 * 1024, 1L * 1024 * 1024 * 1024)]
+    public long SegmentSize { get; set; } = 8L * 1024 * 1024;
+
+    /// <summary>An upload that has not received a single byte this long after it was created is removed.</summary>
+    public TimeSpan UnstartedUploadExpiry { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>
+    /// Bytes one client (principal, or address when anonymous) may hold in unfinished uploads; more are refused with 507
+    /// until some finish. Declaring a size reserves nothing: only stored bytes count.
+    /// </summary>
+    [Range(0, long.MaxValue)]
+    public long MaxUnfinishedBytesPerClient { get; set; } = 256L * 1024 * 1024 * 1024;
+
+    /// <summary>How long a sequential write waits for an earlier request on the same upload to let go before answering "locked".</summary>
+    public TimeSpan WriterLockWait { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Partial uploads one concatenation may name.</summary>
+    [Range(1, 100_000)]
+    public int MaxConcatenationParts { get; set; } = 1000;
+
+    /// <summary>Whether completions are recorded in the outbox (set when a webhook is configured).</summary>
+    public bool RecordCompletionEvents { get; set; }
+
     /// <summary>Resolved absolute storage root.</summary>
     public string ResolveStorageRoot() => Path.GetFullPath(StorageRoot);
 }

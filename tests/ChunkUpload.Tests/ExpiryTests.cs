@@ -1,5 +1,5 @@
 using System.Net;
-using ChunkUpload.Core.Storage;
+using ChunkUpload.Core.Engine;
 using ChunkUpload.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -21,7 +21,7 @@ public sealed class ExpiryTests : IDisposable
     {
         using var app = Start();
         var client = new UploadClient(app.CreateClient());
-        var store = app.Services.GetRequiredService<UploadStore>();
+        var store = app.Services.GetRequiredService<UploadEngine>();
         var idle = TestFile.Random("idle-1", 3000, 1000);
         var active = TestFile.Random("active-1", 3000, 1000);
         await client.UploadAllAsync(idle, order: [1]);
@@ -54,14 +54,14 @@ public sealed class ExpiryTests : IDisposable
             await client.UploadAllAsync(file);
             await client.WaitForCompleteAsync(file.Identifier);
             _clock.Advance(TimeSpan.FromDays(365));
-            Assert.Equal(0, (await app.Services.GetRequiredService<UploadStore>().SweepAsync(CancellationToken.None)).Total);
+            Assert.Equal(0, (await app.Services.GetRequiredService<UploadEngine>().SweepAsync(CancellationToken.None)).Total);
             Assert.Equal(file.Data, await client.Http.GetByteArrayAsync("/files/kept-1"));
         }
 
         using (var app = Start(new() { ["Upload:CompletedRetention"] = "30.00:00:00" }))
         {
             var client = new UploadClient(app.CreateClient());
-            Assert.Equal(1, (await app.Services.GetRequiredService<UploadStore>().SweepAsync(CancellationToken.None)).RetiredFiles);
+            Assert.Equal(1, (await app.Services.GetRequiredService<UploadEngine>().SweepAsync(CancellationToken.None)).RetiredFiles);
             using var gone = await client.Http.GetAsync("/files/kept-1");
             Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
             Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dir.StorageRoot, "completed")));
@@ -72,7 +72,7 @@ public sealed class ExpiryTests : IDisposable
     public async Task Orphaned_Temp_Files_Are_Removed_Once_Old()
     {
         using var app = Start();
-        var store = app.Services.GetRequiredService<UploadStore>();
+        var store = app.Services.GetRequiredService<UploadEngine>();
         string orphan = Path.Combine(_dir.StorageRoot, "tmp", "orphan");
         await File.WriteAllBytesAsync(orphan, new byte[10]);
         File.SetLastWriteTimeUtc(orphan, _clock.GetUtcNow().UtcDateTime);

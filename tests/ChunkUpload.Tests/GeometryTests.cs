@@ -1,7 +1,7 @@
 using System.Net;
 using ChunkUpload.Core;
 using ChunkUpload.Core.Errors;
-using ChunkUpload.Core.Geometry;
+using ChunkUpload.Server.Protocol;
 using ChunkUpload.Tests.Infrastructure;
 
 namespace ChunkUpload.Tests;

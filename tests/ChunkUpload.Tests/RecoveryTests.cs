@@ -1,5 +1,5 @@
+using System.Text.Json.Nodes;
 using ChunkUpload.Core.Errors;
-using ChunkUpload.Core.Storage;
 using ChunkUpload.Tests.Infrastructure;
 
 namespace ChunkUpload.Tests;
@@ -12,7 +12,7 @@ namespace ChunkUpload.Tests;
 public sealed class RecoveryTests : IDisposable
 {
     private readonly TempDirectory _dir = new();
-    private readonly List<StoreHarness> _engines = [];
+    private readonly List<EngineHarness> _engines = [];
 
     public void Dispose()
     {
@@ -21,14 +21,12 @@ public sealed class RecoveryTests : IDisposable
         _dir.Dispose();
     }
 
-    private StoreHarness Open(Action<ChunkUpload.Core.UploadOptions>? configure = null)
+    private EngineHarness Open(Action<ChunkUpload.Core.UploadOptions>? configure = null)
     {
-        var engine = new StoreHarness(_dir.StorageRoot, configure);
+        var engine = new EngineHarness(_dir.StorageRoot, configure);
         _engines.Add(engine);
         return engine;
     }
-
-    private string SessionDirectory(TestFile file) => Path.Combine(_dir.StorageRoot, "sessions", UploadStore.KeyOf("", file.Identifier));
 
     [Fact]
     public async Task Crash_In_The_Middle_Of_Assembly_Loses_Nothing_Acknowledged_And_Counts_Nothing_Half_Written()
@@ -40,21 +38,19 @@ public sealed class RecoveryTests : IDisposable
             await before.StoreAsync(file, n);
         before.Dispose();
 
-        // What the crash left: chunk files received but never journaled, garbage where chunk 6 was being copied,
+        // What the crash left: staged bodies never journaled, garbage where chunk 6 was being copied into the file,
         // and a journal record torn in the middle of its append.
-        string session = SessionDirectory(file);
+        string hash = EngineHarness.Hash(file);
         foreach (int n in new[] { 6, 7 })
-            await File.WriteAllBytesAsync(Path.Combine(session, "chunks", $"{file.OffsetOf(n)}.{file.LengthOf(n)}.x"), file.Slice(n).ToArray());
-        using (var data = File.OpenHandle(Path.Combine(session, "data.part"), FileMode.Open, FileAccess.Write))
+            await File.WriteAllBytesAsync(Path.Combine(before.Layout.Temp, $"staged-{n}"), file.Slice(n).ToArray());
+        using (var data = File.OpenHandle(before.Layout.PartPath(hash), FileMode.Open, FileAccess.Write))
             RandomAccess.Write(data, new byte[4096], file.OffsetOf(6));
-        File.AppendAllBytes(Path.Combine(session, "assembled.journal"), [1, 2, 3, 4, 5]);
-        await File.WriteAllBytesAsync(Path.Combine(_dir.StorageRoot, "tmp", "half-written-chunk"), new byte[123]);
+        File.AppendAllBytes(before.Layout.JournalPath(hash), [1, 2, 3, 4, 5]);
 
         var after = Open();
         for (int n = 1; n <= file.TotalChunks; n++)
-            Assert.Equal(acknowledged.Contains(n), after.Store.IsChunkStored("", StoreHarness.Describe(file, n)));
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(session, "chunks")));
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dir.StorageRoot, "tmp")));
+            Assert.Equal(acknowledged.Contains(n), await after.IsStoredAsync(file, n));
+        Assert.Empty(Directory.EnumerateFiles(after.Layout.Temp));
 
         for (int n = 1; n <= file.TotalChunks; n++)
         {
@@ -63,7 +59,7 @@ public sealed class RecoveryTests : IDisposable
         }
 
         await after.WaitForCompleteAsync(file);
-        AssertComplete(after, file);
+        await AssertCompleteAsync(after, file);
     }
 
     [Fact]
@@ -71,9 +67,9 @@ public sealed class RecoveryTests : IDisposable
     {
         var engine = Open();
         engine.Dispose();
-        string orphan = Path.Combine(_dir.StorageRoot, "sessions", "0123456789abcdef0123456789abcdef");
+        string orphan = Path.Combine(engine.Layout.Sessions, "0123456789abcdef0123456789abcdef");
         Directory.CreateDirectory(orphan);
-        await File.WriteAllBytesAsync(Path.Combine(orphan, "data.part"), new byte[10]);
+        await File.WriteAllBytesAsync(Path.Combine(orphan, "ranges.journal"), new byte[16]);
 
         Open();
         Assert.False(Directory.Exists(orphan));
@@ -89,13 +85,14 @@ public sealed class RecoveryTests : IDisposable
         await before.WaitForCompleteAsync(file);
         before.Dispose();
 
-        // session.json says complete, but the rename into completed/ did not happen.
-        string completed = Path.Combine(_dir.StorageRoot, "completed", UploadStore.KeyOf("", file.Identifier));
-        File.Move(completed, Path.Combine(SessionDirectory(file), "data.part"));
+        // The record says complete, but the rename into completed/ did not happen.
+        string hash = EngineHarness.Hash(file);
+        File.Move(before.Layout.CompletedPath(hash), before.Layout.PartPath(hash));
 
         var after = Open();
-        AssertComplete(after, file);
-        Assert.True(after.Store.IsChunkStored("", StoreHarness.Describe(file, 2)));
+        Assert.True(File.Exists(after.Layout.CompletedPath(hash)));
+        await AssertCompleteAsync(after, file);
+        Assert.True(await after.IsStoredAsync(file, 2));
     }
 
     [Fact]
@@ -108,18 +105,19 @@ public sealed class RecoveryTests : IDisposable
         await before.WaitForCompleteAsync(file);
         before.Dispose();
 
-        // Put the disk back to "every chunk journaled, completion not started": metadata receiving, file in place.
-        string session = SessionDirectory(file);
-        string completed = Path.Combine(_dir.StorageRoot, "completed", UploadStore.KeyOf("", file.Identifier));
-        File.Move(completed, Path.Combine(session, "data.part"));
-        string meta = await File.ReadAllTextAsync(Path.Combine(session, "session.json"));
-        await File.WriteAllTextAsync(Path.Combine(session, "session.json"), meta.Replace("\"complete\"", "\"receiving\"", StringComparison.Ordinal));
-        await File.WriteAllBytesAsync(Path.Combine(session, "assembled.journal"),
-            [.. BitConverter.GetBytes(0L), .. BitConverter.GetBytes(3000L)]);
+        // Put the disk back to "every byte journaled, completion not started": the record receiving, the file in place.
+        string hash = EngineHarness.Hash(file);
+        File.Move(before.Layout.CompletedPath(hash), before.Layout.PartPath(hash));
+        var record = JsonNode.Parse(await File.ReadAllTextAsync(before.Layout.RecordPath(hash)))!.AsObject();
+        record["state"] = "Receiving";
+        record.Remove("sha256");
+        record.Remove("completedAt");
+        await File.WriteAllTextAsync(before.Layout.RecordPath(hash), record.ToJsonString());
+        await File.WriteAllBytesAsync(before.Layout.JournalPath(hash), [.. BitConverter.GetBytes(0L), .. BitConverter.GetBytes(3000L)]);
 
         var after = Open();
         await after.WaitForCompleteAsync(file);
-        AssertComplete(after, file);
+        await AssertCompleteAsync(after, file);
     }
 
     [Fact]
@@ -128,16 +126,15 @@ public sealed class RecoveryTests : IDisposable
         var file = TestFile.Random("drop-1", 3 * 4096, 4096);
         var engine = Open();
         var body = new FailingStream(file.Slice(2).ToArray(), failAfter: 1000);
-        await Assert.ThrowsAsync<IOException>(() =>
-            engine.Store.StoreChunkAsync("", StoreHarness.Describe(file, 2), body, CancellationToken.None));
+        await Assert.ThrowsAsync<IOException>(() => engine.StoreAsync(file, 2, body));
 
-        Assert.False(engine.Store.IsChunkStored("", StoreHarness.Describe(file, 2)));
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dir.StorageRoot, "tmp")));
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(SessionDirectory(file), "chunks")));
+        Assert.False(await engine.IsStoredAsync(file, 2));
+        Assert.Empty(Directory.EnumerateFiles(engine.Layout.Temp));
+        Assert.False(File.Exists(engine.Layout.JournalPath(EngineHarness.Hash(file))));
         engine.Dispose();
 
         var restarted = Open();
-        Assert.False(restarted.Store.IsChunkStored("", StoreHarness.Describe(file, 2)));
+        Assert.False(await restarted.IsStoredAsync(file, 2));
     }
 
     [Fact]
@@ -149,19 +146,20 @@ public sealed class RecoveryTests : IDisposable
         Assert.Equal(507, ex.Error.Status);
         Assert.Equal("insufficient_storage", ex.Error.Code);
         Assert.NotNull(ex.RetryAfterSeconds);
-        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(_dir.StorageRoot, "sessions")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(engine.Layout.Sessions));
     }
 
-    private static void AssertComplete(StoreHarness harness, TestFile file)
+    private static async Task AssertCompleteAsync(EngineHarness harness, TestFile file)
     {
-        var status = harness.Store.GetStatus("", file.Identifier)!;
-        Assert.Equal("complete", status.State);
-        Assert.Equal(file.Sha256, status.Sha256);
-        var completed = harness.Store.GetCompletedFile("", file.Identifier)!;
-        Assert.Equal(file.Data, File.ReadAllBytes(completed.Path));
-        var root = Path.GetDirectoryName(Path.GetDirectoryName(completed.Path))!;
-        var workFiles = Directory.EnumerateFileSystemEntries(Path.Combine(root, "sessions"), "*", SearchOption.AllDirectories)
-            .Where(p => !p.EndsWith("session.json", StringComparison.Ordinal) && !Directory.Exists(p));
+        var snapshot = (await harness.Engine.FindAsync(EngineHarness.Caller, file.Identifier, CancellationToken.None))!;
+        Assert.Equal("complete", snapshot.WireState);
+        Assert.Equal(file.Sha256, snapshot.Record.Sha256);
+        var completed = (await harness.Engine.OpenCompletedAsync(EngineHarness.Caller, file.Identifier, CancellationToken.None))!.Value;
+        Assert.Equal(file.Data, File.ReadAllBytes(completed.Data.PhysicalPath!));
+        var workFiles = Directory.EnumerateFileSystemEntries(harness.Layout.Sessions, "*", SearchOption.AllDirectories)
+            .Where(p => !p.EndsWith("session.json", StringComparison.Ordinal) && !Directory.Exists(p))
+            .Concat(Directory.EnumerateFiles(harness.Layout.Parts))
+            .Concat(Directory.EnumerateFiles(harness.Layout.Temp));
         Assert.Empty(workFiles);
     }
 

@@ -3,7 +3,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using ChunkUpload.Core.Errors;
-using ChunkUpload.Core.Storage;
+using ChunkUpload.Core.Hooks;
 using ChunkUpload.Server.Security;
 using ChunkUpload.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;

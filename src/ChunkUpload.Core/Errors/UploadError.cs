@@ -8,7 +8,7 @@ namespace ChunkUpload.Core.Errors;
 /// </remarks>
 public sealed record UploadError(string Code, int Status, string Title)
 {
-    public bool IsTransient => Status is 429 or 503 or 507;
+    public bool IsTransient => Status is 423 or 429 or 503 or 507;
 }
 
 /// <summary>The catalog: every rejection the engine and its protocol adapters produce, declared once.</summary>
@@ -40,6 +40,24 @@ public static class UploadErrors
     public static readonly UploadError UploadRefused = new("upload_refused", 403, "The application refused this upload");
     public static readonly UploadError AuthorizationUnavailable = new("authorization_unavailable", 503, "The application could not be asked whether this upload may go on");
     public static readonly UploadError InternalError = new("internal_error", 500, "The server failed unexpectedly");
+
+    // Byte-range protocols (tus, the IETF draft, Google-style, nginx, append).
+    public static readonly UploadError OffsetMismatch = new("offset_mismatch", 409, "The offset does not match what the server has stored");
+    public static readonly UploadError BeyondLength = new("beyond_length", 400, "The data goes past the upload's length");
+    public static readonly UploadError LengthConflict = new("length_conflict", 400, "The length disagrees with what the upload already declared or stored");
+    public static readonly UploadError LengthRequired = new("length_required", 400, "The upload's length is needed here");
+    public static readonly UploadError ChecksumMismatch = new("checksum_mismatch", 400, "The data does not match its checksum; nothing of it was kept");
+    public static readonly UploadError UnsupportedChecksum = new("unsupported_checksum", 400, "The checksum algorithm is not supported");
+    public static readonly UploadError WrongProtocol = new("wrong_protocol", 409, "The upload belongs to another protocol");
+    public static readonly UploadError UploadLocked = new("upload_locked", 423, "Another request is writing to this upload");
+    public static readonly UploadError Superseded = new("request_superseded", 409, "A newer request for this upload took over");
+    public static readonly UploadError UploadComplete = new("upload_complete", 409, "The upload is already complete");
+    public static readonly UploadError UploadNotWritable = new("upload_not_writable", 403, "This upload cannot be written to");
+    public static readonly UploadError InvalidConcatenation = new("invalid_concatenation", 400, "The concatenation names uploads that cannot be joined");
+    public static readonly UploadError PartInUse = new("part_in_use", 409, "A partial upload already belongs to another concatenation");
+    public static readonly UploadError QuotaExceeded = new("quota_exceeded", 403, "The file is larger than your credentials allow");
+    public static readonly UploadError StorageQuotaExceeded = new("storage_quota_exceeded", 507, "You hold as much unfinished data as you may");
+    public static readonly UploadError UploadExpired = new("upload_expired", 410, "The upload expired and was removed");
 }
 
 /// <summary>Thrown by the engine for every refusal; carries a catalog entry and a sentence a person can act on.</summary>
@@ -55,4 +73,7 @@ public sealed class UploadException : Exception
 
     /// <summary>Seconds a client should wait before retrying, for transient errors.</summary>
     public int? RetryAfterSeconds { get; init; }
+
+    /// <summary>The offset the server has stored, for <c>offset_mismatch</c> and the like (protocols report it).</summary>
+    public long? Offset { get; init; }
 }

@@ -1,10 +1,10 @@
 using ChunkUpload.Core;
+using ChunkUpload.Core.Engine;
 using ChunkUpload.Core.Errors;
-using ChunkUpload.Core.Storage;
+using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Hosting;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Protocol;
-using ChunkUpload.Server.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 
@@ -13,11 +13,14 @@ namespace ChunkUpload.Server.Endpoints;
 /// <summary>
 /// resumable.js and flow.js (../shared/PROTOCOLS.md sections 2 and 3): a GET per chunk asks whether it is stored
 /// (200 yes, 204 no), a POST (or PUT) sends it as multipart (fields, then the part <c>file</c>) or as a raw body
-/// with the parameters in the query string. Both clients' parameter names are accepted.
+/// with the parameters in the query string. Both clients' parameter names are accepted. Chunk n is the byte range
+/// the clients' geometry gives it; the engine stores ranges and this adapter counts chunks from them.
 /// </summary>
 public static class ResumableApi
 {
+    public const string Protocol = "resumable";
     public const string FileField = "file";
+    private const int MaxListedChunks = 1000;
 
     public static IEndpointRouteBuilder MapResumableApi(this IEndpointRouteBuilder app, IConfiguration configuration)
     {
@@ -45,40 +48,90 @@ public static class ResumableApi
 
     // 204 and not 404 for a missing chunk: flow.js treats a 404 on the test GET as fatal for the whole file, and
     // resumable.js floods the console with it. Only 200/201 mean "stored" to both clients.
-    public static Results<Ok<ChunkPresence>, NoContent> TestChunk(HttpContext context, UploadStore store)
+    public static async Task<Results<Ok<ChunkPresence>, NoContent>> TestChunk(HttpContext context, UploadEngine engine)
     {
         var bag = ParameterBag.FromQuery(context.Request.Query);
         context.Items[ErrorHandlingMiddleware.IdentifierItem] = ResumableParameters.IdentifierOf(bag);
-        var chunk = ResumableParameters.Parse(bag);
-        return store.IsChunkStored(Principals.OwnerOf(context), chunk)
-            ? TypedResults.Ok(new ChunkPresence(chunk.Identifier, chunk.ChunkNumber, Stored: true))
-            : TypedResults.NoContent();
+        var caller = Principals.CallerOf(context);
+        var (chunk, geometry, range) = Describe(bag, engine.Options);
+        engine.Validate(SpecOf(chunk, geometry), caller);
+        var snapshot = await engine.FindAsync(caller, chunk.Identifier, context.RequestAborted);
+        bool stored = snapshot is not null && snapshot.Record.Protocol == Protocol && Matches(snapshot.Record, geometry, chunk.FileName)
+            && snapshot.Contains(range.Offset, range.Length);
+        return stored ? TypedResults.Ok(new ChunkPresence(chunk.Identifier, chunk.ChunkNumber, Stored: true)) : TypedResults.NoContent();
     }
 
-    public static async Task<Ok<ChunkAck>> UploadChunk(HttpContext context, UploadStore store, IOptions<UploadOptions> options)
+    public static async Task<Ok<ChunkAck>> UploadChunk(HttpContext context, UploadEngine engine, IOptions<UploadOptions> options)
     {
         ChunkBody.LimitBody(context, (2 * options.Value.MaxChunkSize) + ChunkBody.MultipartOverhead, options.Value);
         var bag = ParameterBag.FromQuery(context.Request.Query);
-        string owner = Principals.OwnerOf(context);
+        var caller = Principals.CallerOf(context);
         var token = context.RequestAborted;
 
-        Task<ChunkReceipt> Store(Stream body)
+        async Task<ChunkAck> Store(Stream body)
         {
             context.Items[ErrorHandlingMiddleware.IdentifierItem] = ResumableParameters.IdentifierOf(bag);
-            var chunk = ResumableParameters.Parse(bag);
-            if (Principals.MaxFileSizeOf(context) is { } max && chunk.TotalSize > max)
-                throw new UploadException(SecurityErrors.QuotaExceeded,
-                    $"The file is {chunk.TotalSize} bytes; your upload token allows files up to {max} bytes.");
-            return store.StoreChunkAsync(owner, chunk, body, token, Principals.ClientOf(context));
+            var (chunk, geometry, range) = Describe(bag, engine.Options);
+            var (snapshot, _) = await engine.GetOrCreateAsync(caller, SpecOf(chunk, geometry), token);
+            if (!Matches(snapshot.Record, geometry, chunk.FileName))
+            {
+                var m = snapshot.Record;
+                var known = ChunkView.Of(m)?.Geometry;
+                throw new UploadException(UploadErrors.SessionMismatch,
+                    $"Upload '{ParameterBag.Truncate(chunk.Identifier)}' is '{m.FileName}', {m.Length} bytes in {known?.TotalChunks} chunks of {known?.ChunkSize} bytes; " +
+                    $"this chunk says '{chunk.FileName}', {geometry.TotalSize} bytes in {geometry.TotalChunks} chunks of {geometry.ChunkSize}. " +
+                    "Use another identifier, or delete the existing upload first.");
+            }
+
+            snapshot = await engine.WriteAsync(caller, chunk.Identifier, range.Offset, body,
+                new WriteOptions { Protocol = Protocol, ExpectedLength = range.Length }, token);
+            var (received, _, _) = new ChunkView(geometry).Count(snapshot, 0);
+            return new ChunkAck(chunk.Identifier, chunk.ChunkNumber, received, geometry.TotalChunks, snapshot.WireState);
         }
 
-        var receipt = ChunkBody.IsMultipart(context.Request)
+        var ack = ChunkBody.IsMultipart(context.Request)
             ? await ChunkBody.ReadMultipartAsync(context.Request, bag, FileField, Store, token)
             : await Store(new RequestBodyStream(context.Request.Body, token, UploadErrors.IncompleteBody));
-        return TypedResults.Ok(new ChunkAck(receipt.Identifier, receipt.ChunkNumber, receipt.ReceivedChunks, receipt.TotalChunks, receipt.State));
+        return TypedResults.Ok(ack);
     }
+
+    /// <summary>Status fields of a chunk upload: its geometry, the chunks stored and the first missing ones.</summary>
+    public static ChunkStatus? StatusOf(UploadSnapshot snapshot)
+    {
+        if (ChunkView.Of(snapshot.Record) is not { } view)
+            return null;
+        var (received, missing, count) = view.Count(snapshot, MaxListedChunks);
+        return new ChunkStatus(view.Geometry.ChunkSize, view.Geometry.TotalChunks, received, missing, count);
+    }
+
+    private static (ChunkDescriptor Chunk, ChunkGeometry Geometry, Core.Ranges.ByteRange Range) Describe(ParameterBag bag, UploadOptions options)
+    {
+        var chunk = ResumableParameters.Parse(bag);
+        var geometry = ChunkGeometry.Create(chunk.TotalSize, chunk.ChunkSize, chunk.TotalChunks, options);
+        var range = geometry.RangeOf(chunk.ChunkNumber);
+        if (chunk.CurrentChunkSize is { } declared && declared != range.Length)
+            throw new UploadException(UploadErrors.ChunkSizeMismatch,
+                $"Chunk {chunk.ChunkNumber} of a {geometry.TotalSize}-byte file with chunk size {geometry.ChunkSize} is {range.Length} bytes long, but the request says {declared}.");
+        return (chunk, geometry, range);
+    }
+
+    private static UploadSpec SpecOf(ChunkDescriptor chunk, ChunkGeometry geometry) => new()
+    {
+        Id = chunk.Identifier,
+        Protocol = Protocol,
+        Length = geometry.TotalSize,
+        FileName = chunk.FileName,
+        RelativePath = chunk.RelativePath,
+        ContentType = chunk.ContentType,
+        Properties = ChunkView.Properties(geometry),
+    };
+
+    private static bool Matches(UploadRecord record, ChunkGeometry geometry, string fileName) =>
+        ChunkView.Of(record)?.Geometry == geometry && string.Equals(record.FileName, fileName, StringComparison.Ordinal);
 
     public sealed record ChunkPresence(string Identifier, int ChunkNumber, bool Stored);
 
     public sealed record ChunkAck(string Identifier, int ChunkNumber, int ReceivedChunks, int TotalChunks, string State);
+
+    public sealed record ChunkStatus(long ChunkSize, int TotalChunks, int ReceivedChunks, IReadOnlyList<int> MissingChunks, int MissingChunkCount);
 }

@@ -1,6 +1,7 @@
-using ChunkUpload.Core;
+using ChunkUpload.Core.Engine;
 using ChunkUpload.Core.Errors;
-using ChunkUpload.Core.Storage;
+using ChunkUpload.Core.Ranges;
+using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Hosting;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Protocol;
@@ -9,19 +10,24 @@ using Microsoft.Net.Http.Headers;
 
 namespace ChunkUpload.Server.Endpoints;
 
-/// <summary>Protocol-neutral view of uploads: status, deletion, and the finished file.</summary>
+/// <summary>
+/// Protocol-neutral view of uploads: status, deletion, and the finished file. An upload's id here is its protocol's
+/// own name for it (the resumable.js identifier, the last segment of a tus URL, ...).
+/// </summary>
 public static class UploadsApi
 {
+    private const int MaxListedRanges = 1000;
+
     public static IEndpointRouteBuilder MapUploadsApi(this IEndpointRouteBuilder app, IConfiguration configuration)
     {
         var uploads = app.MapGroup("/uploads").WithTags("Uploads").RequireUploadCredentials(configuration);
         uploads.MapGet("/{**identifier}", GetStatus)
             .WithName("GetUpload")
-            .WithSummary("State of an upload: received and missing chunks, and the SHA-256 once complete.")
+            .WithSummary("State of an upload: stored and missing byte ranges (and chunks, for chunk protocols), the SHA-256 once complete.")
             .ProducesProblem(StatusCodes.Status404NotFound);
         uploads.MapDelete("/{**identifier}", Delete)
             .WithName("DeleteUpload")
-            .WithSummary("Removes an upload's chunks and any partial or finished file.")
+            .WithSummary("Removes an upload's data and any partial or finished file, whatever protocol made it.")
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         app.MapGet("/files/{**identifier}", Download)
@@ -35,36 +41,36 @@ public static class UploadsApi
         return app;
     }
 
-    public static Ok<UploadStatus> GetStatus(string identifier, HttpContext context, UploadStore store)
+    public static async Task<Ok<UploadStatus>> GetStatus(string identifier, HttpContext context, UploadEngine engine)
     {
         identifier = RouteIdentifier(identifier);
         context.Items[ErrorHandlingMiddleware.IdentifierItem] = identifier;
-        var status = store.GetStatus(Principals.OwnerOf(context), identifier) ?? throw NotFound(identifier);
-        return TypedResults.Ok(status);
+        var snapshot = await engine.FindAsync(Principals.CallerOf(context), identifier, context.RequestAborted) ?? throw NotFound(identifier);
+        return TypedResults.Ok(UploadStatus.Of(snapshot));
     }
 
-    public static async Task<NoContent> Delete(string identifier, HttpContext context, UploadStore store)
+    public static async Task<NoContent> Delete(string identifier, HttpContext context, UploadEngine engine)
     {
         identifier = RouteIdentifier(identifier);
         context.Items[ErrorHandlingMiddleware.IdentifierItem] = identifier;
-        if (!await store.DeleteAsync(Principals.OwnerOf(context), identifier, context.RequestAborted))
+        if (!await engine.DeleteAsync(Principals.CallerOf(context), identifier, context.RequestAborted))
             throw NotFound(identifier);
         return TypedResults.NoContent();
     }
 
-    public static PhysicalFileHttpResult Download(string identifier, HttpContext context, UploadStore store)
+    public static async Task<IResult> Download(string identifier, HttpContext context, UploadEngine engine)
     {
         identifier = RouteIdentifier(identifier);
         context.Items[ErrorHandlingMiddleware.IdentifierItem] = identifier;
-        var file = store.GetCompletedFile(Principals.OwnerOf(context), identifier) ?? throw NotFound(identifier);
+        var (record, data) = await engine.OpenCompletedAsync(Principals.CallerOf(context), identifier, context.RequestAborted) ?? throw NotFound(identifier);
         context.Response.Headers.XContentTypeOptions = "nosniff";
         // Always an attachment of type octet-stream: the client-declared type is never trusted to render inline.
-        return TypedResults.PhysicalFile(
-            file.Path,
-            "application/octet-stream",
-            fileDownloadName: DownloadNames.Safe(file.FileName),
-            entityTag: new EntityTagHeaderValue("\"" + file.Sha256 + "\""),
-            enableRangeProcessing: true);
+        var etag = new EntityTagHeaderValue("\"" + record.Sha256 + "\"");
+        string name = DownloadNames.Safe(record.FileName);
+        if (data.PhysicalPath is { } path)
+            return TypedResults.PhysicalFile(path, "application/octet-stream", fileDownloadName: name, entityTag: etag, enableRangeProcessing: true);
+        var stream = await data.OpenRange!(0, data.Length, context.RequestAborted);
+        return TypedResults.Stream(stream, "application/octet-stream", fileDownloadName: name, entityTag: etag, enableRangeProcessing: true);
     }
 
     // Identifiers may contain '/': the route takes the rest of the path, and an encoded slash (%2F, which Kestrel
@@ -73,5 +79,49 @@ public static class UploadsApi
         identifier.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
 
     private static UploadException NotFound(string identifier) =>
-        new(UploadErrors.UploadNotFound, $"There is no upload '{ParameterBag.Truncate(identifier)}' (it may have been deleted or never started).");
+        new(UploadErrors.UploadNotFound, $"There is no upload '{ParameterBag.Truncate(identifier)}' (it may have been deleted, expired or never started).");
+
+    /// <summary>An upload's state on the wire. Range and chunk lists are bounded (the first 1,000, with a count).</summary>
+    public sealed record UploadStatus(
+        string Identifier,
+        string Protocol,
+        string FileName,
+        string? RelativePath,
+        long? TotalSize,
+        long Offset,
+        long StoredBytes,
+        IReadOnlyList<RangeDto> StoredRanges,
+        int StoredRangeCount,
+        IReadOnlyList<RangeDto> MissingRanges,
+        int MissingRangeCount,
+        long? ChunkSize,
+        int? TotalChunks,
+        int? ReceivedChunks,
+        IReadOnlyList<int>? MissingChunks,
+        int? MissingChunkCount,
+        string State,
+        string? Sha256,
+        DateTimeOffset CreatedAt,
+        DateTimeOffset? CompletedAt,
+        DateTimeOffset? ExpiresAt)
+    {
+        public static UploadStatus Of(UploadSnapshot s)
+        {
+            var chunks = ResumableApi.StatusOf(s);
+            var missing = s.MissingRanges();
+            var r = s.Record;
+            return new UploadStatus(
+                r.Id, r.Protocol, r.FileName, r.RelativePath, r.Length, s.Offset, s.StoredBytes,
+                [.. s.StoredRanges.Take(MaxListedRanges).Select(RangeDto.Of)], s.StoredRanges.Count,
+                [.. missing.Take(MaxListedRanges).Select(RangeDto.Of)], missing.Count,
+                chunks?.ChunkSize, chunks?.TotalChunks, chunks?.ReceivedChunks, chunks?.MissingChunks, chunks?.MissingChunkCount,
+                s.WireState, s.IsComplete ? r.Sha256 : null, r.CreatedAt, r.CompletedAt, s.ExpiresAt);
+        }
+    }
+
+    /// <summary>A byte range: <c>length</c> bytes from <c>offset</c>.</summary>
+    public sealed record RangeDto(long Offset, long Length)
+    {
+        public static RangeDto Of(ByteRange range) => new(range.Offset, range.Length);
+    }
 }

@@ -1,7 +1,11 @@
 using ChunkUpload.Core;
-using ChunkUpload.Core.Storage;
+using ChunkUpload.Core.Contracts;
+using ChunkUpload.Core.Engine;
+using ChunkUpload.Core.Hooks;
+using ChunkUpload.Core.Local;
 using ChunkUpload.Server.Services;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 using Serilog;
 using Serilog.Settings.Configuration;
 
@@ -42,16 +46,23 @@ public static class HostingExtensions
             .Validate(o => !string.IsNullOrWhiteSpace(o.StorageRoot) && Path.IsPathFullyQualified(o.ResolveStorageRoot()), "Upload:StorageRoot must name a folder.")
             .ValidateOnStart();
         builder.Services.TryAddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<AssemblyQueue>();
-        builder.Services.AddSingleton<UploadStore>();
-        builder.Services.AddSingleton<ChunkAssembler>();
+
+        // The engine over its four contracts: local disk metadata and data, in-process locks, the configured hooks.
+        builder.Services.AddSingleton(sp => new LocalLayout(sp.GetRequiredService<IOptions<UploadOptions>>().Value.ResolveStorageRoot()));
+        builder.Services.AddSingleton<LocalMetadataStore>();
+        builder.Services.AddSingleton<IUploadMetadataStore>(sp => sp.GetRequiredService<LocalMetadataStore>());
+        builder.Services.AddSingleton<ICompletionOutbox>(sp => sp.GetRequiredService<LocalMetadataStore>());
+        builder.Services.AddSingleton<IUploadDataStore, LocalDataStore>();
+        builder.Services.AddSingleton<IUploadLockProvider, InProcessLockProvider>();
+        builder.Services.AddSingleton<IUploadHooks>(sp => new UploadHooks(sp.GetService<IUploadAuthorizer>(), sp.GetServices<IUploadObserver>()));
+        builder.Services.AddSingleton<UploadEngine>();
         builder.Services.AddHostedService<StorageService>();
         builder.Services.AddHostedService<SweepService>();
 
         builder.Services.AddOptions<WebhookOptions>().BindConfiguration(WebhookOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         if (builder.Configuration.GetValue<Uri?>("Webhook:Url") is not null)
         {
-            builder.Services.AddSingleton<CompletionOutbox>();
+            builder.Services.PostConfigure<UploadOptions>(o => o.RecordCompletionEvents = true);
             builder.Services.AddHttpClient<WebhookService>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<WebhookService>());
         }

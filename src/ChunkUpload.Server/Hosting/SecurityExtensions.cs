@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Threading.RateLimiting;
-using ChunkUpload.Core.Storage;
+using ChunkUpload.Core.Hooks;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Security;
 using Microsoft.AspNetCore.Authentication;

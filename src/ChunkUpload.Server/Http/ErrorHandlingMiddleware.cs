@@ -38,7 +38,7 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
         {
             await RejectAsync(context, UploadErrors.MalformedMultipart, "The multipart body could not be read: " + ex.Message, null);
         }
-        catch (IOException ex) when (Core.Storage.StorageFaults.IsDiskFull(ex))
+        catch (IOException ex) when (Core.StorageFaults.IsDiskFull(ex))
         {
             await RejectAsync(context, UploadErrors.InsufficientStorage, "The server's disk is full. Try again later.", 60);
         }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Security;
 
 namespace ChunkUpload.Server.Http;
@@ -15,6 +16,9 @@ public static class Principals
 
     public static string ClientOf(HttpContext context) =>
         OwnerOf(context) is { Length: > 0 } owner ? "user:" + owner : "ip:" + (context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+
+    /// <summary>The caller as the engine sees it: owner, quota key and the largest file its credentials allow.</summary>
+    public static Caller CallerOf(HttpContext context) => new(OwnerOf(context), ClientOf(context), MaxFileSizeOf(context));
 
     /// <summary>The largest file the caller's credentials allow, when they say.</summary>
     public static long? MaxFileSizeOf(HttpContext context) =>

@@ -1,8 +1,25 @@
 using System.Globalization;
-using ChunkUpload.Core;
 using ChunkUpload.Core.Errors;
 
 namespace ChunkUpload.Server.Protocol;
+
+/// <summary>One chunk as a chunk-numbering protocol (resumable.js, flow.js) describes it. Every field is client input.</summary>
+public sealed record ChunkDescriptor
+{
+    public required string Identifier { get; init; }
+    public required string FileName { get; init; }
+    public string? RelativePath { get; init; }
+    public string? ContentType { get; init; }
+    public required long TotalSize { get; init; }
+    public required long ChunkSize { get; init; }
+    public required int ChunkNumber { get; init; }
+
+    /// <summary>The client's statement of this chunk's length; checked against the geometry when present.</summary>
+    public long? CurrentChunkSize { get; init; }
+
+    /// <summary>The client's chunk count; chooses between the floor and forceChunkSize layouts when present.</summary>
+    public int? TotalChunks { get; init; }
+}
 
 /// <summary>
 /// The nine resumable.js parameters (../shared/PROTOCOLS.md 2.3) and their flow.js twins (3.2, no flowType),

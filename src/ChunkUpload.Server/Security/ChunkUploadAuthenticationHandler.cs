@@ -91,6 +91,6 @@ public static class SecurityErrors
 {
     public static readonly UploadError Unauthenticated = new("unauthenticated", 401, "Credentials are required");
     public static readonly UploadError Forbidden = new("forbidden", 403, "Not allowed");
-    public static readonly UploadError QuotaExceeded = new("quota_exceeded", 403, "The file is larger than your credentials allow");
+    public static readonly UploadError QuotaExceeded = UploadErrors.QuotaExceeded;
     public static readonly UploadError RateLimited = new("rate_limited", 429, "Too many requests");
 }

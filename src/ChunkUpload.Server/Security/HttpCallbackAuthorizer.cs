@@ -1,7 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json.Serialization;
 using ChunkUpload.Core.Errors;
-using ChunkUpload.Core.Storage;
+using ChunkUpload.Core.Hooks;
 using Microsoft.Extensions.Options;
 
 namespace ChunkUpload.Server.Security;

@@ -1,32 +1,21 @@
 using ChunkUpload.Core;
-using ChunkUpload.Core.Storage;
+using ChunkUpload.Core.Engine;
 using Microsoft.Extensions.Options;
 
 namespace ChunkUpload.Server.Services;
 
 /// <summary>
-/// Opens the store before the server takes requests (recovering sessions and queueing interrupted assembly), then
+/// Opens the engine before the server takes requests (recovering uploads and queueing interrupted assembly), then
 /// runs the assembler: one loop per worker draining the assembly queue.
 /// </summary>
-public sealed class StorageService : BackgroundService
+public sealed class StorageService(UploadEngine engine, IOptions<UploadOptions> options) : BackgroundService
 {
-    private readonly UploadStore _store;
-    private readonly ChunkAssembler _assembler;
-    private readonly int _workers;
-
-    public StorageService(UploadStore store, ChunkAssembler assembler, IOptions<UploadOptions> options)
+    public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        _store = store;
-        _assembler = assembler;
-        _workers = options.Value.AssemblyWorkers;
-    }
-
-    public override Task StartAsync(CancellationToken cancellationToken)
-    {
-        _store.Open();
-        return base.StartAsync(cancellationToken);
+        await engine.OpenAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(Enumerable.Range(0, _workers).Select(_ => Task.Run(() => _assembler.RunAsync(stoppingToken), stoppingToken)));
+        Task.WhenAll(Enumerable.Range(0, options.Value.AssemblyWorkers).Select(_ => Task.Run(() => engine.RunAssemblerAsync(stoppingToken), stoppingToken)));
 }

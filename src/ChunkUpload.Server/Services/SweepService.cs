@@ -1,24 +1,26 @@
 using ChunkUpload.Core;
-using ChunkUpload.Core.Storage;
+using ChunkUpload.Core.Engine;
 using Microsoft.Extensions.Options;
 
 namespace ChunkUpload.Server.Services;
 
-/// <summary>Runs the store's sweep on a timer driven by the injected <see cref="TimeProvider"/>.</summary>
-public sealed partial class SweepService(UploadStore store, TimeProvider time, IOptions<UploadOptions> options, ILogger<SweepService> logger) : BackgroundService
+/// <summary>Runs the engine's sweep on a timer driven by the injected <see cref="TimeProvider"/>.</summary>
+public sealed partial class SweepService(UploadEngine engine, TimeProvider time, IOptions<UploadOptions> options, ILogger<SweepService> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(options.Value.SweepInterval, time);
+        // Often enough that an upload that never received a byte goes within minutes (Upload:UnstartedUploadExpiry).
+        var interval = options.Value.SweepInterval < options.Value.UnstartedUploadExpiry ? options.Value.SweepInterval : options.Value.UnstartedUploadExpiry;
+        using var timer = new PeriodicTimer(interval, time);
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
                 try
                 {
-                    await store.SweepAsync(stoppingToken);
+                    await engine.SweepAsync(stoppingToken);
                 }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                catch (Exception ex) when (ex is not OperationCanceledException)
                 {
                     LogSweepFailed(logger, ex);
                 }

@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using System.Net.Http.Json;
-using ChunkUpload.Core.Storage;
+using ChunkUpload.Core.Contracts;
 using Microsoft.Extensions.Options;
 
 namespace ChunkUpload.Server.Services;
@@ -28,7 +28,7 @@ public sealed class WebhookOptions
 /// on disk).
 /// </summary>
 public sealed partial class WebhookService(
-    CompletionOutbox outbox,
+    ICompletionOutbox outbox,
     HttpClient http,
     IOptions<WebhookOptions> options,
     TimeProvider time,
@@ -63,7 +63,7 @@ public sealed partial class WebhookService(
     private async Task<DateTimeOffset?> DeliverDueAsync(WebhookOptions settings, CancellationToken cancellationToken)
     {
         DateTimeOffset? next = null;
-        foreach (var completion in outbox.Pending())
+        foreach (var completion in await outbox.PendingAsync(cancellationToken))
         {
             var now = time.GetUtcNow();
             if (_backoff.TryGetValue(completion.Id, out var state) && state.NextAttempt > now)
@@ -74,7 +74,7 @@ public sealed partial class WebhookService(
 
             if (await TrySendAsync(settings.Url!, completion, cancellationToken))
             {
-                outbox.Acknowledge(completion.Id);
+                await outbox.AcknowledgeAsync(completion.Id, cancellationToken);
                 _backoff.Remove(completion.Id);
                 LogDelivered(logger, completion.Identifier, completion.Id);
                 continue;

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
-namespace ChunkUpload.Core.Storage;
+namespace ChunkUpload.Core.Local;
 
 /// <summary>
 /// The few file-system operations .NET does not expose: flushing a directory, so that a rename or a new file in

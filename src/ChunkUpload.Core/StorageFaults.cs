@@ -1,4 +1,6 @@
-namespace ChunkUpload.Core.Storage;
+using ChunkUpload.Core.Local;
+
+namespace ChunkUpload.Core;
 
 /// <summary>Classifies storage exceptions for the layers above.</summary>
 public static class StorageFaults

@@ -1,4 +1,4 @@
-namespace ChunkUpload.Core.Storage;
+namespace ChunkUpload.Core.Hooks;
 
 /// <summary>
 /// Asks the application that owns the users whether an upload may start, and whether a finished one may be kept.

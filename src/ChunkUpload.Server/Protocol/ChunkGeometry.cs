@@ -1,6 +1,8 @@
+using ChunkUpload.Core;
 using ChunkUpload.Core.Errors;
+using ChunkUpload.Core.Ranges;
 
-namespace ChunkUpload.Core.Geometry;
+namespace ChunkUpload.Server.Protocol;
 
 /// <summary>
 /// How resumable.js and flow.js cut a file (../shared/PROTOCOLS.md 2.2): chunk n (1-based) starts at
@@ -60,10 +62,4 @@ public readonly record struct ChunkGeometry(long TotalSize, long ChunkSize, int 
                 $"Chunk {number} does not exist: this file has chunks 1 to {TotalChunks}.");
         return new ByteRange(OffsetOf(number), LengthOf(number));
     }
-}
-
-/// <summary>A half-open byte range [Offset, Offset+Length) of a file.</summary>
-public readonly record struct ByteRange(long Offset, long Length)
-{
-    public long End => Offset + Length;
 }

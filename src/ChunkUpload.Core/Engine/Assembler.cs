@@ -1,0 +1,391 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Threading.Channels;
+using ChunkUpload.Core.Contracts;
+using ChunkUpload.Core.Errors;
+using ChunkUpload.Core.Hooks;
+using ChunkUpload.Core.Ranges;
+using ChunkUpload.Core.Uploads;
+using Microsoft.Extensions.Logging;
+
+namespace ChunkUpload.Core.Engine;
+
+/// <summary>
+/// The background half of the engine. It writes staged pieces into each upload's data at their offsets in batches (a
+/// group commit: every piece waiting for an upload is committed, the data flushed once, the new ranges journaled,
+/// and only then are the pieces acknowledged to their requests), copies finished partial uploads into a
+/// concatenation, advances the whole-file SHA-256 with the stored prefix, and completes an upload exactly once when
+/// every byte is in: authorization, the record marked complete with its outbox event, the file published.
+/// </summary>
+internal sealed class Assembler(
+    ActiveUploads uploads,
+    IUploadMetadataStore metadata,
+    IUploadDataStore data,
+    IUploadHooks hooks,
+    UploadOptions options,
+    TimeProvider time,
+    ILogger logger)
+{
+    private const int HashBufferSize = 1024 * 1024;
+    private readonly Channel<ActiveUpload> _queue = Channel.CreateUnbounded<ActiveUpload>();
+
+    /// <summary>Queues the upload for the next batch (once, however many pieces arrive meanwhile).</summary>
+    public void Enqueue(ActiveUpload upload)
+    {
+        if (Interlocked.Exchange(ref upload.Queued, 1) == 0)
+            _queue.Writer.TryWrite(upload);
+    }
+
+    /// <summary>Drains the queue until cancelled; one call per worker.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            ActiveUpload upload;
+            try
+            {
+                upload = await _queue.Reader.ReadAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            Volatile.Write(ref upload.Queued, 0);
+            await ProcessWithRetryAsync(upload, cancellationToken);
+        }
+    }
+
+    private async Task ProcessWithRetryAsync(ActiveUpload upload, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await ProcessAsync(upload, cancellationToken);
+            upload.AssemblyFailures = 0;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or UploadException)
+        {
+            // Storage trouble or an application that cannot answer now: keep everything and try again later.
+            int failures = ++upload.AssemblyFailures;
+            var delay = TimeSpan.FromSeconds(Math.Min(60, Math.Pow(2, Math.Min(failures - 1, 6))));
+            EngineLog.AssemblyDeferred(logger, ex, upload.Key.Id, delay.TotalSeconds);
+            _ = RequeueLaterAsync(upload, delay, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            // A bug must not stop the loop, nor lose acknowledged bytes: log it and try again later.
+            EngineLog.AssemblyCrashed(logger, ex, upload.Key.Id);
+            _ = RequeueLaterAsync(upload, TimeSpan.FromSeconds(30), cancellationToken);
+        }
+    }
+
+    private async Task RequeueLaterAsync(ActiveUpload upload, TimeSpan delay, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(delay, time, cancellationToken);
+            Enqueue(upload);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    internal async Task ProcessAsync(ActiveUpload upload, CancellationToken cancellationToken)
+    {
+        await upload.Gate.WaitAsync(cancellationToken);
+        try
+        {
+            List<PendingPiece> batch;
+            UploadRecord record;
+            lock (upload.Sync)
+            {
+                record = upload.Record;
+                if (upload.Deleted || record.State != UploadState.Receiving)
+                {
+                    SettleFinished(upload);
+                    return;
+                }
+
+                batch = [.. upload.Pending];
+            }
+
+            if (batch.Count > 0)
+                await CommitAsync(upload, record, batch);
+            if (record.Parts is not null)
+                await ConcatenateAsync(upload, cancellationToken);
+            AdvanceHash(upload);
+
+            bool all;
+            lock (upload.Sync)
+                all = !upload.Deleted && upload.Record.State == UploadState.Receiving && upload.AllStored;
+            if (all)
+                await CompleteAsync(upload, cancellationToken);
+        }
+        finally
+        {
+            upload.Gate.Release();
+        }
+    }
+
+    // Pieces that arrive after the upload ended: a complete upload already has their bytes; others are refused.
+    private static void SettleFinished(ActiveUpload upload)
+    {
+        var error = upload.Deleted
+            ? new UploadException(UploadErrors.SessionMismatch, $"Upload '{upload.Key.Id}' was deleted while this data arrived.")
+            : upload.Record.State == UploadState.Failed
+                ? new UploadException(UploadErrors.UploadFailed, $"Upload '{upload.Key.Id}' failed on the server ({upload.Record.Failure}). Delete it and upload the file again.")
+                : null;
+        var pending = upload.Pending.ToList();
+        upload.Pending.Clear();
+        foreach (var piece in pending)
+        {
+            if (error is null)
+                piece.Stored.TrySetResult();
+            else
+                piece.Stored.TrySetException(error);
+            piece.Piece.Dispose();
+        }
+    }
+
+    private async Task CommitAsync(ActiveUpload upload, UploadRecord record, List<PendingPiece> batch)
+    {
+        // Only bytes not stored yet are written: a re-sent or overlapping piece never rewrites (and never changes)
+        // bytes that are journaled, hashed or being written by another piece of this batch.
+        var commits = new List<PieceCommit>();
+        var added = new RangeSet();
+        lock (upload.Sync)
+        {
+            foreach (var piece in batch)
+            {
+                foreach (var gap in upload.Stored.Missing(piece.Range.Offset, piece.Range.Length))
+                {
+                    foreach (var free in added.Missing(gap.Offset, gap.Length))
+                    {
+                        commits.Add(new PieceCommit(piece.Piece, free));
+                        added.Add(free);
+                    }
+                }
+            }
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        var ranges = added.Snapshot();
+        try
+        {
+            await data.CommitAsync(record, commits, CancellationToken.None);
+            long committed = Stopwatch.GetTimestamp();
+            await metadata.AppendRangesAsync(record, ranges, CancellationToken.None);
+            double commitMs = Stopwatch.GetElapsedTime(started, committed).TotalMilliseconds;
+            double journalMs = Stopwatch.GetElapsedTime(committed).TotalMilliseconds;
+            EngineLog.BatchTimings(logger, record.Id, batch.Count, commitMs, journalMs);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Nothing of this batch is acknowledged: its requests get a transient error and the client sends again.
+            var error = ex is IOException io && StorageFaults.IsDiskFull(io)
+                ? new UploadException(UploadErrors.InsufficientStorage, "The server's disk is full; the data was not stored. Try again later.", ex) { RetryAfterSeconds = 60 }
+                : new UploadException(UploadErrors.StorageUnavailable, "The server could not store the data; send it again.", ex) { RetryAfterSeconds = 5 };
+            Settle(upload, batch, [], error);
+            throw;
+        }
+
+        Settle(upload, batch, ranges, null);
+    }
+
+    private void Settle(ActiveUpload upload, List<PendingPiece> batch, IReadOnlyList<ByteRange> stored, Exception? error)
+    {
+        lock (upload.Sync)
+        {
+            foreach (var range in stored)
+                upload.Stored.Add(range);
+            foreach (var piece in batch)
+                upload.Pending.Remove(piece);
+            upload.LastActivity = time.GetUtcNow();
+        }
+
+        foreach (var piece in batch)
+        {
+            if (error is null)
+                piece.Stored.TrySetResult();
+            else
+                piece.Stored.TrySetException(error);
+            piece.Piece.Dispose();
+        }
+    }
+
+    // A concatenation takes its parts' finished files, in order, as they complete (tus concatenation-unfinished).
+    private async Task ConcatenateAsync(ActiveUpload upload, CancellationToken cancellationToken)
+    {
+        var record = upload.Record;
+        long offset = 0;
+        bool lengthsKnown = true;
+        foreach (var partId in record.Parts!)
+        {
+            var key = new UploadKey(record.Owner, partId);
+            var part = uploads.TryGet(key, out var active) ? active.Record : await metadata.FindAsync(key, cancellationToken);
+            if (part is null || part.State == UploadState.Failed)
+            {
+                await FailAsync(upload, $"the partial upload '{partId}' is gone or failed", deleteData: true);
+                return;
+            }
+
+            if (part.Length is not { } length)
+            {
+                lengthsKnown = false;
+                break;
+            }
+
+            bool copied;
+            lock (upload.Sync)
+                copied = upload.Stored.Contains(offset, length);
+            if (!copied && part.State == UploadState.Complete)
+            {
+                await data.CopyCompletedAsync(part, record, offset, cancellationToken);
+                await metadata.AppendRangesAsync(record, [new ByteRange(offset, length)], cancellationToken);
+                lock (upload.Sync)
+                {
+                    upload.Stored.Add(offset, length);
+                    upload.LastActivity = time.GetUtcNow();
+                }
+            }
+
+            offset += length;
+        }
+
+        if (lengthsKnown && record.Length is null)
+        {
+            var updated = record.Clone();
+            updated.Length = offset;
+            await metadata.SaveAsync(updated, cancellationToken);
+            lock (upload.Sync)
+                upload.Record = updated;
+        }
+    }
+
+    private void AdvanceHash(ActiveUpload upload)
+    {
+        long end;
+        lock (upload.Sync)
+            end = upload.Stored.ContiguousEnd;
+        if (upload.HashedUpTo >= end)
+            return;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(HashBufferSize);
+        try
+        {
+            using var reader = data.OpenData(upload.Record);
+            while (upload.HashedUpTo < end)
+            {
+                int want = (int)Math.Min(buffer.Length, end - upload.HashedUpTo);
+                int read = reader.Read(upload.HashedUpTo, buffer.AsSpan(0, want));
+                if (read == 0)
+                    throw new IOException("The data is shorter than its stored ranges.");
+                upload.Hash.AppendData(buffer, 0, read);
+                upload.HashedUpTo += read;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private async Task CompleteAsync(ActiveUpload upload, CancellationToken cancellationToken)
+    {
+        var record = upload.Record;
+        long length = record.Length!.Value;
+        if (upload.HashedUpTo != length)
+            throw new InvalidOperationException($"Hashed {upload.HashedUpTo} of {length} bytes at completion.");
+        string sha256 = Convert.ToHexStringLower(upload.Hash.GetCurrentHash());
+
+        if (record.ExpectedSha256 is { } expected && !string.Equals(expected, sha256, StringComparison.OrdinalIgnoreCase))
+        {
+            await FailAsync(upload, $"{UploadErrors.ChecksumMismatch.Code}: the file's SHA-256 is {sha256}, but the client declared {expected}", deleteData: true);
+            return;
+        }
+
+        if (!record.Partial)
+        {
+            try
+            {
+                await hooks.AuthorizeFinishAsync(record, sha256, cancellationToken);
+            }
+            catch (UploadException ex) when (!ex.Error.IsTransient)
+            {
+                await FailAsync(upload, "the application refused the finished file: " + ex.Message, deleteData: true);
+                return;
+            }
+        }
+
+        var completed = record.Clone();
+        completed.State = UploadState.Complete;
+        completed.Sha256 = sha256;
+        completed.CompletedAt = time.GetUtcNow();
+        var completion = !record.Partial && options.RecordCompletionEvents
+            ? new CompletionEvent(record.Key.Hash + "-" + sha256[..16], record.Id, record.FileName, length, sha256, record.Owner, completed.CompletedAt.Value, record.Protocol)
+            : null;
+        await metadata.CompleteAsync(completed, completion, cancellationToken);
+        await data.PublishAsync(completed, cancellationToken);
+
+        lock (upload.Sync)
+        {
+            upload.Record = completed;
+            SettleFinished(upload);
+        }
+
+        uploads.Remove(upload);
+        upload.Finished.TrySetResult();
+        EngineLog.UploadAssembled(logger, record.Id, record.FileName, length, sha256);
+        hooks.Completed(completed);
+
+        if (completed.ConcatenatedInto is { } final && uploads.TryGet(new UploadKey(record.Owner, final), out var concatenation))
+            Enqueue(concatenation);
+        if (completed.Parts is { } parts)
+            await RemovePartsAsync(completed, parts, cancellationToken);
+    }
+
+    // The parts of a finished concatenation are not files of their own: remove them.
+    private async Task RemovePartsAsync(UploadRecord final, List<string> parts, CancellationToken cancellationToken)
+    {
+        foreach (var id in parts)
+        {
+            var key = new UploadKey(final.Owner, id);
+            if (await metadata.FindAsync(key, cancellationToken) is { } part && part.ConcatenatedInto == final.Id && part.State == UploadState.Complete)
+            {
+                await data.DeleteAsync(part, cancellationToken);
+                await metadata.DeleteAsync(key, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>Marks an upload failed for good; its pending pieces are refused.</summary>
+    public async Task FailAsync(ActiveUpload upload, string reason, bool deleteData)
+    {
+        var failed = upload.Record.Clone();
+        failed.State = UploadState.Failed;
+        failed.Failure = reason;
+        try
+        {
+            await metadata.SaveAsync(failed, CancellationToken.None);
+            if (deleteData)
+                await data.DeleteAsync(failed, CancellationToken.None);
+        }
+        catch (IOException)
+        {
+            // The in-memory state still refuses the upload; the next start-up retries.
+        }
+
+        lock (upload.Sync)
+        {
+            upload.Record = failed;
+            SettleFinished(upload);
+        }
+
+        uploads.Remove(upload);
+        upload.Finished.TrySetResult();
+        EngineLog.UploadFailed(logger, failed.Id, reason);
+    }
+}

@@ -1,0 +1,852 @@
+using System.Buffers;
+using System.Runtime.ExceptionServices;
+using System.Security.Cryptography;
+using ChunkUpload.Core.Contracts;
+using ChunkUpload.Core.Errors;
+using ChunkUpload.Core.Hooks;
+using ChunkUpload.Core.Ranges;
+using ChunkUpload.Core.Uploads;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace ChunkUpload.Core.Engine;
+
+/// <summary>
+/// The one engine under every protocol. An upload is an id and owner, an optional length, the byte ranges durably
+/// stored, a record and a state; protocols translate their wire format into these operations: create, write a
+/// range from a stream, query, declare the length, concatenate, delete and read the finished file. Bytes stream
+/// from the request into staged pieces (cut at <see cref="IUploadDataStore.PieceAlignment"/>), the assembler commits
+/// them at their offsets and journals them, and a write returns only once what it reports is durable.
+/// </summary>
+/// <remarks>
+/// Every refusal is an <see cref="UploadException"/> with a catalog code; storage faults surface as
+/// <see cref="IOException"/> (a retryable 503 or 507 for the client). The stores, the lock and the hooks are the
+/// contracts in <c>ChunkUpload.Core.Contracts</c> and <c>ChunkUpload.Core.Hooks</c>.
+/// </remarks>
+public sealed class UploadEngine
+{
+    private const int ReadBufferSize = 256 * 1024;
+
+    private readonly IUploadMetadataStore _metadata;
+    private readonly IUploadDataStore _data;
+    private readonly IUploadLockProvider _locks;
+    private readonly IUploadHooks _hooks;
+    private readonly UploadOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<UploadEngine> _logger;
+    private readonly ActiveUploads _uploads = new();
+    private readonly UploadPolicy _policy;
+    private readonly Assembler _assembler;
+
+    public UploadEngine(
+        IUploadMetadataStore metadata,
+        IUploadDataStore data,
+        IUploadLockProvider locks,
+        IUploadHooks hooks,
+        IOptions<UploadOptions> options,
+        TimeProvider time,
+        ILogger<UploadEngine> logger)
+    {
+        _metadata = metadata;
+        _data = data;
+        _locks = locks;
+        _hooks = hooks;
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+        _policy = new UploadPolicy(_options, metadata, _options.ResolveStorageRoot());
+        _assembler = new Assembler(_uploads, metadata, data, hooks, _options, time, logger);
+    }
+
+    public UploadOptions Options => _options;
+
+    /// <summary>Uploads in progress (in memory).</summary>
+    public int ActiveCount => _uploads.Count;
+
+    /// <summary>
+    /// Recovers after a start or a crash: unfinished uploads come back with what their journal says is stored (and
+    /// queued for assembly when every byte is in), completions interrupted before the file was published are finished,
+    /// data without a record is removed.
+    /// </summary>
+    public async Task OpenAsync(CancellationToken cancellationToken)
+    {
+        var recovered = await _metadata.OpenAsync(cancellationToken);
+        var unpublished = await _data.OpenAsync(cancellationToken);
+        int pending = 0;
+        foreach (var upload in recovered)
+        {
+            var ranges = upload.Ranges;
+            if (ranges.Count > 0 && !await _data.HasDataAsync(upload.Record, cancellationToken))
+            {
+                // Without the data the journal means nothing: every byte must be received again.
+                EngineLog.DataLost(_logger, upload.Record.Id);
+                await _metadata.ResetRangesAsync(upload.Record, cancellationToken);
+                ranges = [];
+            }
+
+            var active = new ActiveUpload(upload.Record, ranges, upload.LastActivity);
+            _uploads.Add(active);
+            if (active.AllStored || upload.Record.Parts is not null)
+            {
+                _assembler.Enqueue(active);
+                pending++;
+            }
+        }
+
+        int published = 0;
+        foreach (var hash in unpublished)
+        {
+            if (recovered.Any(r => r.Record.Key.Hash == hash))
+                continue;
+            var record = await _metadata.FindByHashAsync(hash, cancellationToken);
+            if (record is { State: UploadState.Complete })
+            {
+                await _data.PublishAsync(record, cancellationToken);
+                EngineLog.CompletionRecovered(_logger, record.Id);
+                published++;
+            }
+            else if (record is { State: UploadState.Failed })
+            {
+                await _data.DeleteAsync(record, cancellationToken);
+            }
+
+            // Data without any record is an interrupted delete: the sweeper removes it once old.
+        }
+
+        EngineLog.StorageOpened(_logger, recovered.Count, pending, published);
+    }
+
+    /// <summary>The assembler's loop; the host runs a few of them in parallel.</summary>
+    public Task RunAssemblerAsync(CancellationToken cancellationToken) => _assembler.RunAsync(cancellationToken);
+
+    // ------------------------------------------------------------------ queries
+
+    /// <summary>Checks a spec as <see cref="GetOrCreateAsync"/> would, without touching any store (a chunk test GET).</summary>
+    public void Validate(UploadSpec spec, Caller caller) => _policy.ValidateSpec(spec, caller);
+
+    /// <summary>What is known of an upload, or null when the caller has none with this id.</summary>
+    public async Task<UploadSnapshot?> FindAsync(Caller caller, string id, CancellationToken cancellationToken)
+    {
+        _policy.ValidateId(id);
+        var key = caller.KeyOf(id);
+        if (_uploads.TryGet(key, out var active) && !active.Deleted)
+            return active.Snapshot(ExpiryOf);
+        var record = await _metadata.FindAsync(key, cancellationToken);
+        if (record is null)
+            return null;
+        if (record.State == UploadState.Receiving)
+            return (await LoadAsync(key, cancellationToken))?.Snapshot(ExpiryOf);
+        return SnapshotOf(record);
+    }
+
+    /// <summary>Waits (up to <paramref name="timeout"/>) until the upload is complete or failed; returns its state then.</summary>
+    public async Task<UploadSnapshot?> WaitForCompletionAsync(Caller caller, string id, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (_uploads.TryGet(caller.KeyOf(id), out var active))
+        {
+            try
+            {
+                await active.Finished.Task.WaitAsync(timeout, _time, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                return active.Snapshot(ExpiryOf);
+            }
+        }
+
+        return await FindAsync(caller, id, cancellationToken);
+    }
+
+    /// <summary>The finished file with its record; null when there is no such upload.</summary>
+    /// <exception cref="UploadException"><c>file_not_ready</c> while the upload is not complete.</exception>
+    public async Task<(UploadRecord Record, CompletedData Data)?> OpenCompletedAsync(Caller caller, string id, CancellationToken cancellationToken)
+    {
+        var snapshot = await FindAsync(caller, id, cancellationToken);
+        if (snapshot is null)
+            return null;
+        if (!snapshot.IsComplete)
+            throw new UploadException(UploadErrors.FileNotReady,
+                $"Upload '{Short(id)}' is {snapshot.WireState}; the file can be downloaded once it is complete.");
+        var data = await _data.OpenCompletedAsync(snapshot.Record, cancellationToken)
+            ?? throw new IOException($"The finished file of upload '{Short(id)}' is missing from the storage.");
+        return (snapshot.Record, data);
+    }
+
+    // ------------------------------------------------------------------ creation
+
+    /// <summary>Starts an upload under a new id (the engine makes one when the spec has none).</summary>
+    public async Task<UploadSnapshot> CreateAsync(Caller caller, UploadSpec spec, CancellationToken cancellationToken)
+    {
+        spec = spec.Id is null ? spec with { Id = NewId() } : spec;
+        var (snapshot, created) = await GetOrCreateAsync(caller, spec, cancellationToken);
+        if (!created)
+            throw new UploadException(UploadErrors.SessionMismatch, $"An upload '{Short(spec.Id!)}' exists already; use another id or delete it first.");
+        return snapshot;
+    }
+
+    /// <summary>
+    /// The upload with the spec's id, created from the spec when there is none (chunk protocols start an upload with
+    /// its first chunk). An existing upload of another protocol is refused; whether it matches the spec otherwise is
+    /// the protocol's call.
+    /// </summary>
+    public async Task<(UploadSnapshot Snapshot, bool Created)> GetOrCreateAsync(Caller caller, UploadSpec spec, CancellationToken cancellationToken)
+    {
+        _policy.ValidateSpec(spec, caller);
+        string id = spec.Id ?? throw new ArgumentException("The spec needs an id.", nameof(spec));
+        var key = caller.KeyOf(id);
+        var existing = await FindAsync(caller, id, cancellationToken);
+        if (existing is not null)
+        {
+            CheckProtocol(existing.Record, spec.Protocol);
+            return (existing, false);
+        }
+
+        var record = new UploadRecord
+        {
+            Owner = caller.Owner,
+            Client = caller.Client,
+            Id = id,
+            Protocol = spec.Protocol,
+            Length = spec.Length,
+            FileName = spec.FileName,
+            RelativePath = string.IsNullOrEmpty(spec.RelativePath) ? null : spec.RelativePath,
+            ContentType = UploadPolicy.CleanContentType(spec.ContentType),
+            Properties = spec.Properties is null ? null : new Dictionary<string, string>(spec.Properties, StringComparer.Ordinal),
+            Partial = spec.Partial,
+            Parts = spec.Parts is null ? null : [.. spec.Parts],
+            ExpectedSha256 = spec.ExpectedSha256,
+            CreatedAt = _time.GetUtcNow(),
+            State = UploadState.Receiving,
+        };
+
+        // Asked outside the stripe: the application may take a while to answer. No disk is reserved for the length.
+        await _hooks.AuthorizeStartAsync(record, cancellationToken);
+        if (record.Length is { } length)
+            _policy.EnsureFreeSpace(length, $"a file of {length} bytes");
+
+        ActiveUpload active;
+        using (await _uploads.LockAsync(key, cancellationToken))
+        {
+            if (_uploads.TryGet(key, out var raced))
+            {
+                CheckProtocol(raced.Record, spec.Protocol);
+                return (raced.Snapshot(ExpiryOf), false);
+            }
+
+            var result = await _metadata.CreateAsync(record, new CreationLimits(_options.MaxActiveUploadsPerClient), cancellationToken);
+            if (!result.Created)
+            {
+                CheckProtocol(result.Record, spec.Protocol);
+                return (SnapshotOf(result.Record), false);
+            }
+
+            active = new ActiveUpload(record, [], record.CreatedAt);
+            _uploads.Add(active);
+        }
+
+        EngineLog.UploadStarted(_logger, id, spec.Protocol, spec.FileName, spec.Length);
+        if (record.Length == 0 && record.Parts is null)
+            _assembler.Enqueue(active); // nothing to wait for: complete it
+        return (active.Snapshot(ExpiryOf), true);
+    }
+
+    /// <summary>
+    /// Starts a concatenation (tus <c>Upload-Concat: final</c>): a new upload made of the named partial uploads'
+    /// bytes, in order, copied on the server as each part completes.
+    /// </summary>
+    public async Task<UploadSnapshot> ConcatenateAsync(Caller caller, UploadSpec spec, IReadOnlyList<string> partIds, CancellationToken cancellationToken)
+    {
+        if (partIds.Count == 0 || partIds.Count > _options.MaxConcatenationParts)
+            throw new UploadException(UploadErrors.InvalidConcatenation,
+                $"A concatenation names 1 to {_options.MaxConcatenationParts} partial uploads; this one names {partIds.Count}.");
+        if (partIds.Distinct(StringComparer.Ordinal).Count() != partIds.Count)
+            throw new UploadException(UploadErrors.InvalidConcatenation, "A partial upload is named more than once.");
+
+        var parts = new List<UploadSnapshot>(partIds.Count);
+        foreach (var partId in partIds)
+        {
+            var part = await FindAsync(caller, partId, cancellationToken)
+                ?? throw new UploadException(UploadErrors.InvalidConcatenation, $"There is no upload '{Short(partId)}' to concatenate.");
+            if (!part.Record.Partial)
+                throw new UploadException(UploadErrors.InvalidConcatenation, $"Upload '{Short(partId)}' is not a partial upload.");
+            if (part.Record.State == UploadState.Failed)
+                throw new UploadException(UploadErrors.InvalidConcatenation, $"Partial upload '{Short(partId)}' failed.");
+            if (part.Record.ConcatenatedInto is not null)
+                throw new UploadException(UploadErrors.PartInUse, $"Partial upload '{Short(partId)}' already belongs to another concatenation.");
+            parts.Add(part);
+        }
+
+        long? length = null;
+        if (parts.All(p => p.Length is not null))
+        {
+            length = 0;
+            foreach (var part in parts)
+            {
+                length += part.Length!.Value;
+                if (length > _policy.MaxLengthFor(caller))
+                    _policy.ValidateLength(length.Value, caller);
+            }
+        }
+
+        string id = spec.Id ?? NewId();
+        var (snapshot, created) = await GetOrCreateAsync(caller, spec with { Id = id, Length = length, Partial = false, Parts = partIds }, cancellationToken);
+        if (!created)
+            throw new UploadException(UploadErrors.SessionMismatch, $"An upload '{Short(id)}' exists already.");
+        foreach (var part in parts)
+            await UpdateRecordAsync(caller.KeyOf(part.Id), r => r.ConcatenatedInto = id, cancellationToken);
+        if (!_uploads.TryGet(caller.KeyOf(id), out var final))
+            return snapshot; // completed at once (no bytes at all)
+        _assembler.Enqueue(final);
+        return final.Snapshot(ExpiryOf);
+    }
+
+    // ------------------------------------------------------------------ writes
+
+    /// <summary>
+    /// Writes a request body at <paramref name="offset"/>. Returns once the bytes it reports are durable (committed
+    /// and journaled). With <see cref="WriteOptions.KeepPartial"/> a body that breaks off keeps the pieces that
+    /// arrived, and the exception that ended it is rethrown after they are stored; without it nothing of a broken or
+    /// refused body is kept. A body for bytes already stored is read and discarded.
+    /// </summary>
+    public async Task<UploadSnapshot> WriteAsync(Caller caller, string id, long offset, Stream body, WriteOptions options, CancellationToken cancellationToken)
+    {
+        _policy.ValidateId(id);
+        var key = caller.KeyOf(id);
+        var active = await ActiveForWriteAsync(caller, id, offset, body, options, cancellationToken);
+        if (active is null)
+            return (await FindAsync(caller, id, cancellationToken))!; // complete: the body was drained
+
+        IUploadLock? writer = null;
+        Interlocked.Increment(ref active.Writers);
+        try
+        {
+            if (options.Append)
+            {
+                writer = await _locks.AcquireAsync(key, _options.WriterLockWait, cancellationToken)
+                    ?? throw new UploadException(UploadErrors.UploadLocked,
+                        "Another request is still writing to this upload and did not let go; try again in a moment.") { RetryAfterSeconds = 1 };
+                long stored;
+                lock (active.Sync)
+                {
+                    if (active.Deleted)
+                        throw NotFound(id);
+                    stored = active.Record.State == UploadState.Complete ? active.Record.Length!.Value : active.Stored.ContiguousEnd;
+                }
+
+                if (offset != stored)
+                    throw new UploadException(UploadErrors.OffsetMismatch,
+                        $"The request writes at offset {offset}, but the server has {stored} bytes of this upload; resume from {stored}.") { Offset = stored };
+            }
+
+            var record = active.Record;
+            CheckBounds(caller, record, offset, options);
+            if (record.State == UploadState.Complete)
+            {
+                await DrainAsync(body, options.ExpectedLength, cancellationToken);
+                return active.Snapshot(ExpiryOf);
+            }
+
+            if (!options.Append && options.ExpectedLength is { } exact && exact > 0)
+            {
+                bool stored;
+                lock (active.Sync)
+                    stored = active.Stored.Contains(offset, exact);
+                if (stored)
+                {
+                    // A re-send of bytes already stored (a client that lost the answer): read and discard.
+                    await DrainAsync(body, exact, cancellationToken);
+                    EngineLog.AlreadyStored(_logger, id, offset, exact);
+                    return active.Snapshot(ExpiryOf);
+                }
+            }
+
+            await _policy.EnsureClientRoomAsync(record.Client ?? record.Owner, options.ExpectedLength ?? 0, cancellationToken);
+            using var linked = writer is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, writer.ReleaseRequested);
+            long limit = record.Length ?? _policy.MaxLengthFor(caller);
+            if (options.ExpectedLength is { } most)
+                limit = Math.Min(limit, offset + most);
+            long end = await ReceiveAsync(active, offset, limit, body, options, linked?.Token ?? cancellationToken);
+
+            if (options.CompletesUpload && (active.Record.Length is null || active.Record.Length != end))
+                await DeclareLengthAsync(active, end, caller, cancellationToken);
+            var snapshot = active.Snapshot(ExpiryOf);
+            if (snapshot.AllStored)
+                _assembler.Enqueue(active);
+            return snapshot;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref active.Writers);
+            if (writer is not null)
+                await writer.DisposeAsync();
+        }
+    }
+
+    /// <summary>Declares the upload's length (tus deferred length, a stream's last request). Once set it cannot change.</summary>
+    public async Task<UploadSnapshot> DeclareLengthAsync(Caller caller, string id, long length, CancellationToken cancellationToken)
+    {
+        _policy.ValidateId(id);
+        var active = await LoadAsync(caller.KeyOf(id), cancellationToken);
+        if (active is null)
+        {
+            var snapshot = await FindAsync(caller, id, cancellationToken) ?? throw NotFound(id);
+            if (snapshot.Length != length)
+                throw new UploadException(UploadErrors.LengthConflict, $"Upload '{Short(id)}' is {snapshot.WireState} with {snapshot.Length} bytes, not {length}.");
+            return snapshot;
+        }
+
+        await DeclareLengthAsync(active, length, caller, cancellationToken);
+        var result = active.Snapshot(ExpiryOf);
+        if (result.AllStored)
+            _assembler.Enqueue(active);
+        return result;
+    }
+
+    private async Task DeclareLengthAsync(ActiveUpload active, long length, Caller caller, CancellationToken cancellationToken)
+    {
+        _policy.ValidateLength(length, caller);
+        await active.Gate.WaitAsync(cancellationToken);
+        try
+        {
+            UploadRecord updated;
+            lock (active.Sync)
+            {
+                var record = active.Record;
+                if (record.Length is { } declared)
+                {
+                    if (declared != length)
+                        throw new UploadException(UploadErrors.LengthConflict, $"The upload's length is {declared} bytes; it cannot become {length}.");
+                    return;
+                }
+
+                long reached = active.Stored.Count == 0 ? 0 : active.Stored.Snapshot()[^1].End;
+                foreach (var piece in active.Pending)
+                    reached = Math.Max(reached, piece.Range.End);
+                if (length < reached)
+                    throw new UploadException(UploadErrors.LengthConflict,
+                        $"The server already has bytes up to {reached}; the length cannot be {length}.") { Offset = active.Stored.ContiguousEnd };
+                updated = record.Clone();
+                updated.Length = length;
+            }
+
+            await _metadata.SaveAsync(updated, cancellationToken);
+            lock (active.Sync)
+                active.Record = updated;
+            EngineLog.LengthDeclared(_logger, updated.Id, length);
+        }
+        finally
+        {
+            active.Gate.Release();
+        }
+    }
+
+    // Finds the upload a write is for. Null when it is complete and the body was drained (re-sent data changes nothing).
+    private async Task<ActiveUpload?> ActiveForWriteAsync(Caller caller, string id, long offset, Stream body, WriteOptions options, CancellationToken cancellationToken)
+    {
+        var key = caller.KeyOf(id);
+        var active = await LoadAsync(key, cancellationToken);
+        if (active is not null)
+        {
+            CheckWritable(active.Record, options);
+            return active;
+        }
+
+        var record = await _metadata.FindAsync(key, cancellationToken) ?? throw NotFound(id);
+        CheckWritable(record, options);
+        if (options.Append && offset != record.Length)
+            throw new UploadException(UploadErrors.OffsetMismatch,
+                $"Upload '{Short(id)}' is complete with {record.Length} bytes; nothing more can be written at {offset}.") { Offset = record.Length };
+        await DrainAsync(body, options.ExpectedLength, cancellationToken);
+        return null;
+    }
+
+    private static void CheckWritable(UploadRecord record, WriteOptions options)
+    {
+        CheckProtocol(record, options.Protocol);
+        if (record.State == UploadState.Failed)
+            throw new UploadException(UploadErrors.UploadFailed,
+                $"Upload '{Short(record.Id)}' failed on the server ({record.Failure}). Delete it and upload the file again.");
+        if (record.Parts is not null)
+            throw new UploadException(UploadErrors.UploadNotWritable, $"Upload '{Short(record.Id)}' is a concatenation; its bytes come from its parts.");
+    }
+
+    private void CheckBounds(Caller caller, UploadRecord record, long offset, WriteOptions options)
+    {
+        if (offset < 0)
+            throw new UploadException(UploadErrors.InvalidParameter, "The offset must not be negative.");
+        long limit = record.Length ?? _policy.MaxLengthFor(caller);
+        long need = options.ExpectedLength ?? 0;
+        if (need < 0)
+            throw new UploadException(UploadErrors.InvalidParameter, "The body length must not be negative.");
+        if (offset > limit || need > limit - offset)
+        {
+            if (record.Length is { } length)
+                throw new UploadException(UploadErrors.BeyondLength,
+                    $"The upload is {length} bytes long; {need} bytes at offset {offset} go past its end.");
+            _policy.ValidateLength(offset + need, caller);
+        }
+    }
+
+    /// <summary>
+    /// Streams the body into staged pieces cut at the store's alignment. Streaming writes hand each piece to the
+    /// assembler as soon as it is full; all-or-nothing writes hand them over only after the body arrived whole and
+    /// verified. Returns the end offset of what was written.
+    /// </summary>
+    private async Task<long> ReceiveAsync(ActiveUpload active, long offset, long limit, Stream body, WriteOptions options, CancellationToken cancellationToken)
+    {
+        bool keepPartial = options.KeepPartial && options.Verifier is null;
+        var record = active.Record;
+        long alignment = _data.PieceAlignment;
+        var handed = new List<PendingPiece>();
+        var staged = new List<IStagedPiece>();
+        IStagedPiece? current = null;
+        long position = offset;
+        Exception? failure = null;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(ReadBufferSize);
+        try
+        {
+            bool end = false;
+            while (!end)
+            {
+                // Fill the buffer before each write: few system calls, nothing allocated per body.
+                int filled = 0;
+                while (filled < buffer.Length)
+                {
+                    int read = await body.ReadAsync(buffer.AsMemory(filled), cancellationToken);
+                    if (read == 0)
+                    {
+                        end = true;
+                        break;
+                    }
+
+                    filled += read;
+                }
+
+                if (filled > limit - position)
+                    throw TooLong(record, offset, options);
+                var bytes = buffer.AsMemory(0, filled);
+                while (!bytes.IsEmpty)
+                {
+                    if (current is null)
+                    {
+                        _policy.EnsureFreeSpace(Math.Min(alignment, limit - position), "more data");
+                        current = _data.Stage(record, position);
+                    }
+
+                    long boundary = ((current.Offset / alignment) + 1) * alignment;
+                    int take = (int)Math.Min(bytes.Length, boundary - position);
+                    await current.WriteAsync(bytes[..take], cancellationToken);
+                    options.Verifier?.Observe(bytes.Span[..take]);
+                    position += take;
+                    bytes = bytes[take..];
+                    if (position == boundary)
+                    {
+                        var full = current;
+                        current = null;
+                        Hand(full);
+                    }
+                }
+            }
+
+            if (options.ExpectedLength is { } exact && !options.KeepPartial && position != offset + exact)
+                throw new UploadException(UploadErrors.ChunkLengthMismatch,
+                    $"The body must be {exact} bytes, but it had {position - offset}.");
+            if (current is not null)
+            {
+                var last = current;
+                current = null;
+                Hand(last);
+            }
+
+            if (options.Verifier is { } verifier)
+                await verifier.VerifyAsync(cancellationToken);
+            if (!keepPartial)
+            {
+                foreach (var piece in staged)
+                    handed.Add(Enqueue(active, piece));
+                staged.Clear();
+            }
+        }
+        catch (Exception ex) when (keepPartial)
+        {
+            failure = ex;
+            var partial = current;
+            current = null;
+            if (partial is { Length: > 0 })
+                Hand(partial);
+            else
+                partial?.Dispose();
+        }
+        catch
+        {
+            current?.Dispose();
+            foreach (var piece in staged)
+                piece.Dispose();
+            throw;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        // Acknowledge only what is durable: wait for every handed piece, even when the client is gone.
+        Exception? storeFailure = null;
+        foreach (var piece in handed)
+        {
+            try
+            {
+                await piece.Stored.Task;
+            }
+            catch (Exception ex)
+            {
+                storeFailure ??= ex;
+            }
+        }
+
+        if (storeFailure is not null)
+            ExceptionDispatchInfo.Throw(storeFailure);
+        if (failure is not null)
+        {
+            string reason = failure.GetType().Name;
+            if (position > offset)
+                EngineLog.PrefixKept(_logger, record.Id, position - offset, reason);
+            ExceptionDispatchInfo.Throw(failure);
+        }
+
+        if (position > offset && _logger.IsEnabled(LogLevel.Debug))
+        {
+            long stored;
+            lock (active.Sync)
+                stored = active.Stored.TotalLength;
+            EngineLog.BytesStored(_logger, record.Id, offset, position - offset, stored);
+        }
+        return position;
+
+        void Hand(IStagedPiece piece)
+        {
+            piece.Seal();
+            if (keepPartial)
+                handed.Add(Enqueue(active, piece));
+            else
+                staged.Add(piece);
+        }
+    }
+
+    private PendingPiece Enqueue(ActiveUpload active, IStagedPiece piece)
+    {
+        var pending = new PendingPiece(piece);
+        lock (active.Sync)
+        {
+            if (active.Deleted)
+            {
+                piece.Dispose();
+                throw NotFound(active.Key.Id);
+            }
+
+            active.Pending.Add(pending);
+            active.LastActivity = _time.GetUtcNow();
+        }
+
+        _assembler.Enqueue(active);
+        return pending;
+    }
+
+    private static UploadException TooLong(UploadRecord record, long offset, WriteOptions options) =>
+        options.ExpectedLength is { } expected && (record.Length is null || offset + expected <= record.Length)
+            ? new UploadException(UploadErrors.ChunkLengthMismatch, $"The body must be {expected} bytes, but it is longer.")
+            : new UploadException(UploadErrors.BeyondLength, $"The body goes past the end of the upload ({record.Length} bytes).");
+
+    private static async Task DrainAsync(Stream body, long? expected, CancellationToken cancellationToken)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            long total = 0;
+            int read;
+            while ((read = await body.ReadAsync(buffer.AsMemory(), cancellationToken)) > 0)
+            {
+                total += read;
+                if (expected is { } max && total > max)
+                    throw new UploadException(UploadErrors.ChunkLengthMismatch, $"The body must be {max} bytes, but it is longer.");
+            }
+
+            if (expected is { } exact && total != exact)
+                throw new UploadException(UploadErrors.ChunkLengthMismatch, $"The body must be {exact} bytes, but it had {total}.");
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    // ------------------------------------------------------------------ deletion and expiry
+
+    /// <summary>Deletes an upload: its record, its data and any finished file. A writer still at work is asked to stop. False when unknown.</summary>
+    public async Task<bool> DeleteAsync(Caller caller, string id, CancellationToken cancellationToken)
+    {
+        _policy.ValidateId(id);
+        return await DeleteAsync(caller.KeyOf(id), cancellationToken);
+    }
+
+    private async Task<bool> DeleteAsync(UploadKey key, CancellationToken cancellationToken)
+    {
+        // Take the writer lock so that a sequential writer stops; go on without it if the writer does not let go.
+        await using var writer = await _locks.AcquireAsync(key, TimeSpan.FromSeconds(2), cancellationToken);
+        UploadRecord? record;
+        using (await _uploads.LockAsync(key, cancellationToken))
+        {
+            if (_uploads.TryGet(key, out var active))
+            {
+                List<PendingPiece> waiting;
+                lock (active.Sync)
+                {
+                    active.Deleted = true;
+                    waiting = [.. active.Pending];
+                    active.Pending.Clear();
+                    record = active.Record;
+                }
+
+                _uploads.Remove(active);
+                var deleted = new UploadException(UploadErrors.SessionMismatch, $"Upload '{Short(key.Id)}' was deleted while this data arrived.");
+                foreach (var piece in waiting)
+                {
+                    piece.Stored.TrySetException(deleted);
+                    piece.Piece.Dispose();
+                }
+
+                // Wait for the assembler to leave the data; it checks Deleted before its next step.
+                await active.Gate.WaitAsync(CancellationToken.None);
+                active.Gate.Release();
+                active.Finished.TrySetResult();
+            }
+            else
+            {
+                record = await _metadata.FindAsync(key, cancellationToken);
+            }
+
+            if (record is null)
+                return false;
+            await _data.DeleteAsync(record, cancellationToken);
+            await _metadata.DeleteAsync(key, cancellationToken);
+        }
+
+        EngineLog.UploadDeleted(_logger, key.Id);
+        return true;
+    }
+
+    /// <summary>
+    /// Removes what has outlived its use: uploads that never received a byte after <see cref="UploadOptions.UnstartedUploadExpiry"/>,
+    /// uploads idle for <see cref="UploadOptions.IdleExpiry"/>, completed files past <see cref="UploadOptions.CompletedRetention"/>
+    /// when set, and staging or orphaned data older than <see cref="UploadOptions.TempFileMaxAge"/>.
+    /// </summary>
+    public async Task<SweepResult> SweepAsync(CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        int expired = 0, retired = 0;
+        foreach (var active in _uploads.All.ToList())
+        {
+            DateTimeOffset? expires;
+            lock (active.Sync)
+                expires = Volatile.Read(ref active.Writers) > 0 || active.Pending.Count > 0 ? null : ExpiryOf(active.Record, active.LastActivity, active.Stored.TotalLength);
+            if (expires < now && await DeleteAsync(active.Key, cancellationToken))
+                expired++;
+        }
+
+        if (_options.CompletedRetention is { } keep)
+        {
+            await foreach (var record in _metadata.ListAsync(new UploadFilter { State = UploadState.Complete, CompletedBefore = now - keep }, cancellationToken))
+            {
+                if (await DeleteAsync(record.Key, cancellationToken))
+                    retired++;
+            }
+        }
+
+        int orphans = await _data.SweepAsync(now - _options.TempFileMaxAge,
+            async (hash, ct) => await _metadata.FindByHashAsync(hash, ct) is not null, cancellationToken);
+        var result = new SweepResult(expired, retired, orphans);
+        if (result.Total > 0)
+            EngineLog.Swept(_logger, expired, retired, orphans);
+        return result;
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    /// <summary>The in-memory state of an unfinished upload, loading it from the metadata store when this process has not seen it.</summary>
+    private async Task<ActiveUpload?> LoadAsync(UploadKey key, CancellationToken cancellationToken)
+    {
+        if (_uploads.TryGet(key, out var active))
+            return active.Deleted ? null : active;
+        using (await _uploads.LockAsync(key, cancellationToken))
+        {
+            if (_uploads.TryGet(key, out active))
+                return active.Deleted ? null : active;
+            var record = await _metadata.FindAsync(key, cancellationToken);
+            if (record is not { State: UploadState.Receiving })
+                return null;
+            var ranges = await _metadata.ReadRangesAsync(record, cancellationToken);
+            active = new ActiveUpload(record, ranges, _time.GetUtcNow());
+            _uploads.Add(active);
+            if (active.AllStored)
+                _assembler.Enqueue(active);
+            return active;
+        }
+    }
+
+    private async Task UpdateRecordAsync(UploadKey key, Action<UploadRecord> change, CancellationToken cancellationToken)
+    {
+        var active = await LoadAsync(key, cancellationToken);
+        if (active is not null)
+        {
+            await active.Gate.WaitAsync(cancellationToken);
+            try
+            {
+                var updated = active.Record.Clone();
+                change(updated);
+                await _metadata.SaveAsync(updated, cancellationToken);
+                lock (active.Sync)
+                    active.Record = updated;
+                return;
+            }
+            finally
+            {
+                active.Gate.Release();
+            }
+        }
+
+        if (await _metadata.FindAsync(key, cancellationToken) is { } record)
+        {
+            change(record);
+            await _metadata.SaveAsync(record, cancellationToken);
+        }
+    }
+
+    private UploadSnapshot SnapshotOf(UploadRecord record)
+    {
+        IReadOnlyList<ByteRange> ranges = record.State == UploadState.Complete && record.Length is > 0 ? [new ByteRange(0, record.Length.Value)] : [];
+        var at = record.CompletedAt ?? record.CreatedAt;
+        return new UploadSnapshot(record, ranges, at, record.State == UploadState.Complete && _options.CompletedRetention is { } keep ? at + keep : null);
+    }
+
+    private DateTimeOffset? ExpiryOf(UploadRecord record, DateTimeOffset lastActivity, long storedBytes) =>
+        record.State != UploadState.Receiving
+            ? null
+            : storedBytes == 0 && record.Parts is null
+                ? Min(record.CreatedAt + _options.UnstartedUploadExpiry, lastActivity + _options.IdleExpiry)
+                : lastActivity + _options.IdleExpiry;
+
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
+
+    private static void CheckProtocol(UploadRecord record, string protocol)
+    {
+        if (!string.Equals(record.Protocol, protocol, StringComparison.Ordinal))
+            throw new UploadException(UploadErrors.WrongProtocol,
+                $"Upload '{Short(record.Id)}' was started with the {record.Protocol} protocol; it cannot be written with {protocol}. Use another id.");
+    }
+
+    private static UploadException NotFound(string id) =>
+        new(UploadErrors.UploadNotFound, $"There is no upload '{Short(id)}' (it may have expired, been deleted or never started).");
+
+    internal static string Short(string value) => value.Length <= 64 ? value : string.Concat(value.AsSpan(0, 64), "…");
+
+    private static string NewId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+}

@@ -1,0 +1,251 @@
+using ChunkUpload.Core.Contracts;
+using ChunkUpload.Core.Uploads;
+using Microsoft.Extensions.Options;
+using Microsoft.Win32.SafeHandles;
+
+namespace ChunkUpload.Core.Local;
+
+/// <summary>
+/// The data store on local disk, the card's shape: request bodies land in <c>tmp/</c>; the assembler writes each
+/// staged piece at its offset into the upload's file in <c>parts/</c> (in the kernel, copy_file_range) and flushes
+/// once per batch; a finished file is renamed into <c>completed/</c>. The file in <c>parts/</c> is created at its
+/// declared length when the first bytes are committed, sparse: declaring a size reserves no disk, blocks are
+/// allocated as data lands.
+/// </summary>
+public sealed class LocalDataStore : IUploadDataStore
+{
+    private const int CopyBufferSize = 1024 * 1024;
+    private readonly LocalLayout _layout;
+    private readonly bool _flush;
+
+    public LocalDataStore(LocalLayout layout, IOptions<UploadOptions> options)
+    {
+        _layout = layout;
+        _flush = options.Value.FlushToDisk;
+        PieceAlignment = options.Value.SegmentSize;
+    }
+
+    public long PieceAlignment { get; }
+
+    public Task<IReadOnlyList<string>> OpenAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(_layout.Temp);
+        Directory.CreateDirectory(_layout.Parts);
+        Directory.CreateDirectory(_layout.Completed);
+        foreach (var file in Directory.EnumerateFiles(_layout.Temp))
+            LocalLayout.TryDelete(file); // staged bodies of requests that were never acknowledged
+        IReadOnlyList<string> unpublished = [.. Directory.EnumerateFiles(_layout.Parts).Select(p => Path.GetFileName(p)).Where(n => UploadKey.IsHash(n))];
+        return Task.FromResult(unpublished);
+    }
+
+    public Task<bool> HasDataAsync(UploadRecord upload, CancellationToken cancellationToken) =>
+        Task.FromResult(File.Exists(_layout.PartPath(upload.Key.Hash)));
+
+    public IStagedPiece Stage(UploadRecord upload, long offset) => new StagedFile(_layout.Temp, offset);
+
+    public Task CommitAsync(UploadRecord upload, IReadOnlyList<PieceCommit> commits, CancellationToken cancellationToken)
+    {
+        if (commits.Count == 0)
+            return Task.CompletedTask;
+        using var data = OpenPart(upload, out bool created);
+        byte[]? buffer = null;
+        try
+        {
+            foreach (var commit in commits)
+            {
+                var piece = (StagedFile)commit.Piece;
+                long from = commit.Range.Offset - piece.Offset;
+                if (from < 0 || commit.Range.End > piece.Offset + piece.Length)
+                    throw new ArgumentException("The commit range is outside its piece.", nameof(commits));
+                Copy(piece.Handle!, from, data, commit.Range.Offset, commit.Range.Length, ref buffer);
+            }
+        }
+        finally
+        {
+            if (buffer is not null)
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        if (_flush)
+        {
+            RandomAccess.FlushToDisk(data);
+            if (created)
+                NativeFileSystem.FlushDirectory(_layout.Parts);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public IDataReader OpenData(UploadRecord upload) => new FileReader(File.OpenHandle(_layout.PartPath(upload.Key.Hash), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete));
+
+    public Task CopyCompletedAsync(UploadRecord source, UploadRecord target, long targetOffset, CancellationToken cancellationToken)
+    {
+        using var from = File.OpenHandle(_layout.CompletedPath(source.Key.Hash), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        using var data = OpenPart(target, out bool created);
+        byte[]? buffer = null;
+        try
+        {
+            Copy(from, 0, data, targetOffset, RandomAccess.GetLength(from), ref buffer);
+        }
+        finally
+        {
+            if (buffer is not null)
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        if (_flush)
+        {
+            RandomAccess.FlushToDisk(data);
+            if (created)
+                NativeFileSystem.FlushDirectory(_layout.Parts);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task PublishAsync(UploadRecord upload, CancellationToken cancellationToken)
+    {
+        string hash = upload.Key.Hash;
+        string part = _layout.PartPath(hash), completed = _layout.CompletedPath(hash);
+        long length = upload.Length ?? throw new InvalidOperationException("Only an upload of known length is published.");
+        if (File.Exists(part))
+        {
+            using (var handle = File.OpenHandle(part, FileMode.Open, FileAccess.ReadWrite))
+            {
+                if (RandomAccess.GetLength(handle) != length)
+                    RandomAccess.SetLength(handle, length);
+            }
+
+            File.Move(part, completed, overwrite: true);
+        }
+        else if (!File.Exists(completed))
+        {
+            if (length != 0)
+                throw new IOException($"The data of upload {upload.Id} is missing from the storage.");
+            File.Create(completed).Dispose(); // an empty file never had a byte committed
+        }
+        else
+        {
+            return Task.CompletedTask;
+        }
+
+        if (_flush)
+            NativeFileSystem.FlushDirectory(_layout.Completed);
+        return Task.CompletedTask;
+    }
+
+    public async Task<CompletedData?> OpenCompletedAsync(UploadRecord upload, CancellationToken cancellationToken)
+    {
+        string path = _layout.CompletedPath(upload.Key.Hash);
+        if (!File.Exists(path) && File.Exists(_layout.PartPath(upload.Key.Hash)))
+            await PublishAsync(upload, cancellationToken); // completed, then a crash before the rename
+        var info = new FileInfo(path);
+        return info.Exists ? new CompletedData(info.Length, path) : null;
+    }
+
+    public Task DeleteAsync(UploadRecord upload, CancellationToken cancellationToken)
+    {
+        LocalLayout.TryDelete(_layout.PartPath(upload.Key.Hash));
+        LocalLayout.TryDelete(_layout.CompletedPath(upload.Key.Hash));
+        return Task.CompletedTask;
+    }
+
+    public async Task<int> SweepAsync(DateTimeOffset cutoff, Func<string, CancellationToken, Task<bool>> isKnown, CancellationToken cancellationToken)
+    {
+        int removed = 0;
+        foreach (var file in Directory.EnumerateFiles(_layout.Temp))
+        {
+            if (File.GetLastWriteTimeUtc(file) < cutoff.UtcDateTime)
+            {
+                LocalLayout.TryDelete(file);
+                removed++;
+            }
+        }
+
+        foreach (var folder in new[] { _layout.Parts, _layout.Completed })
+        {
+            foreach (var file in Directory.EnumerateFiles(folder))
+            {
+                // A file whose record is gone (a delete interrupted by a crash).
+                string name = Path.GetFileName(file);
+                if (File.GetLastWriteTimeUtc(file) < cutoff.UtcDateTime && (!UploadKey.IsHash(name) || !await isKnown(name, cancellationToken)))
+                {
+                    LocalLayout.TryDelete(file);
+                    removed++;
+                }
+            }
+        }
+
+        return removed;
+    }
+
+    private SafeFileHandle OpenPart(UploadRecord upload, out bool created)
+    {
+        string path = _layout.PartPath(upload.Key.Hash);
+        created = !File.Exists(path);
+        var handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        if (created && upload.Length is { } length && length > 0)
+            RandomAccess.SetLength(handle, length); // sparse: the size, no blocks
+        return handle;
+    }
+
+    private static void Copy(SafeFileHandle source, long sourceOffset, SafeFileHandle target, long targetOffset, long length, ref byte[]? buffer)
+    {
+        if (length == 0 || NativeFileSystem.TryCopyRange(source, sourceOffset, target, targetOffset, length))
+            return;
+        buffer ??= System.Buffers.ArrayPool<byte>.Shared.Rent(CopyBufferSize);
+        long position = 0;
+        while (position < length)
+        {
+            int read = RandomAccess.Read(source, buffer.AsSpan(0, (int)Math.Min(buffer.Length, length - position)), sourceOffset + position);
+            if (read == 0)
+                throw new IOException("A staged piece is shorter than its range.");
+            RandomAccess.Write(target, buffer.AsSpan(0, read), targetOffset + position);
+            position += read;
+        }
+    }
+
+    private sealed class FileReader(SafeFileHandle handle) : IDataReader
+    {
+        public int Read(long offset, Span<byte> buffer) => RandomAccess.Read(handle, buffer, offset);
+
+        public void Dispose() => handle.Dispose();
+    }
+
+    /// <summary>A staged piece in <c>tmp/</c>: created on the first write, deleted when disposed (committed or not).</summary>
+    private sealed class StagedFile(string folder, long offset) : IStagedPiece
+    {
+        private string? _path;
+
+        public long Offset { get; } = offset;
+
+        public long Length { get; private set; }
+
+        public SafeFileHandle? Handle { get; private set; }
+
+        public async ValueTask WriteAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+        {
+            if (bytes.IsEmpty)
+                return;
+            if (Handle is null)
+            {
+                _path = Path.Combine(folder, Guid.NewGuid().ToString("N"));
+                // Not preallocated and not flushed: it lives in the page cache and is gone before writeback.
+                Handle = File.OpenHandle(_path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+            }
+
+            await RandomAccess.WriteAsync(Handle, bytes, Length, cancellationToken);
+            Length += bytes.Length;
+        }
+
+        public void Seal()
+        {
+        }
+
+        public void Dispose()
+        {
+            Handle?.Dispose();
+            LocalLayout.TryDelete(_path);
+        }
+    }
+}

@@ -1,0 +1,438 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Threading.Channels;
+using ChunkUpload.Core.Contracts;
+using ChunkUpload.Core.Errors;
+using ChunkUpload.Core.Ranges;
+using ChunkUpload.Core.Uploads;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace ChunkUpload.Core.Local;
+
+/// <summary>
+/// The metadata store on local disk: a folder per upload with its record (<c>session.json</c>, rewritten atomically
+/// by temp file and rename) and its journal of stored ranges (appended and flushed before a range is acknowledged),
+/// plus the completion outbox (a file per event, indexed in memory). Per-client usage is counted in memory and
+/// rebuilt at start-up. One process owns a root: this store is not shared between nodes.
+/// </summary>
+public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompletionOutbox
+{
+    private const int JournalRecordSize = 16;
+    private const int StripeCount = 64;
+
+    private readonly LocalLayout _layout;
+    private readonly bool _flush;
+    private readonly ILogger<LocalMetadataStore> _logger;
+    private readonly SemaphoreSlim[] _stripes = Enumerable.Range(0, StripeCount).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
+
+    // Usage of unfinished uploads: by upload (to undo it when the upload ends) and by client (what quotas read).
+    private readonly Lock _usageLock = new();
+    private readonly Dictionary<string, (string Client, long Bytes)> _unfinished = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (int Active, long Bytes)> _byClient = new(StringComparer.Ordinal);
+
+    private readonly Lock _outboxLock = new();
+    private readonly SortedDictionary<string, CompletionEvent> _pending = new(StringComparer.Ordinal);
+    private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    public LocalMetadataStore(LocalLayout layout, IOptions<UploadOptions> options, ILogger<LocalMetadataStore> logger)
+    {
+        _layout = layout;
+        _flush = options.Value.FlushToDisk;
+        _logger = logger;
+    }
+
+    public Task<IReadOnlyList<RecoveredUpload>> OpenAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(_layout.Sessions);
+        Directory.CreateDirectory(_layout.Outbox);
+        Directory.CreateDirectory(_layout.Parts);
+        var recovered = new List<RecoveredUpload>();
+        foreach (var directory in Directory.EnumerateDirectories(_layout.Sessions))
+        {
+            string hash = Path.GetFileName(directory);
+            try
+            {
+                if (Load(hash) is { } upload)
+                    recovered.Add(upload);
+            }
+            catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
+            {
+                LogUnreadable(_logger, ex, directory);
+            }
+        }
+
+        LoadOutbox();
+        return Task.FromResult<IReadOnlyList<RecoveredUpload>>(recovered);
+    }
+
+    private RecoveredUpload? Load(string hash)
+    {
+        string directory = _layout.SessionDirectory(hash);
+        string path = _layout.RecordPath(hash);
+        if (!File.Exists(path))
+        {
+            LocalLayout.DeleteDirectory(directory); // creation was interrupted before the record existed
+            return null;
+        }
+
+        var record = Read(path);
+        if (record.Key.Hash != hash)
+            throw new JsonException("the record does not describe this folder");
+        MigrateLegacy(hash, record);
+        if (record.State != UploadState.Receiving)
+        {
+            LocalLayout.TryDelete(_layout.JournalPath(hash)); // a finished upload's journal is a leftover of its completion
+            return null;
+        }
+
+        var ranges = ReadJournal(hash, record.Length);
+        long bytes = new RangeSet(ranges).TotalLength;
+        Track(record, bytes);
+        var lastActivity = record.CreatedAt;
+        if (File.Exists(_layout.JournalPath(hash)) && new DateTimeOffset(File.GetLastWriteTimeUtc(_layout.JournalPath(hash))) is var written && written > lastActivity)
+            lastActivity = written;
+        return new RecoveredUpload(record, ranges, lastActivity);
+    }
+
+    // Version 1 kept the data file and its journal in the session folder, and the chunk geometry in the record.
+    private void MigrateLegacy(string hash, UploadRecord record)
+    {
+        if (record.Version >= UploadRecord.CurrentVersion)
+            return;
+        string directory = _layout.SessionDirectory(hash);
+        if (File.Exists(Path.Combine(directory, "data.part")))
+            File.Move(Path.Combine(directory, "data.part"), _layout.PartPath(hash), overwrite: true);
+        if (File.Exists(Path.Combine(directory, "assembled.journal")))
+            File.Move(Path.Combine(directory, "assembled.journal"), _layout.JournalPath(hash), overwrite: true);
+        LocalLayout.DeleteDirectory(Path.Combine(directory, "chunks"));
+        record.Protocol = string.IsNullOrEmpty(record.Protocol) ? "resumable" : record.Protocol;
+        record.Properties ??= new Dictionary<string, string>(StringComparer.Ordinal);
+        if (record.LegacyChunkSize is { } chunkSize)
+            record.Properties["chunkSize"] = chunkSize.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (record.LegacyTotalChunks is { } totalChunks)
+            record.Properties["totalChunks"] = totalChunks.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        record.LegacyChunkSize = null;
+        record.LegacyTotalChunks = null;
+        record.Version = UploadRecord.CurrentVersion;
+        Write(record);
+    }
+
+    public async Task<CreateResult> CreateAsync(UploadRecord record, CreationLimits limits, CancellationToken cancellationToken)
+    {
+        string hash = record.Key.Hash;
+        var stripe = _stripes[StripeOf(hash)];
+        await stripe.WaitAsync(cancellationToken);
+        try
+        {
+            if (File.Exists(_layout.RecordPath(hash)))
+                return new CreateResult(Read(_layout.RecordPath(hash)), Created: false);
+
+            string client = ClientOf(record);
+            lock (_usageLock)
+            {
+                if (_byClient.TryGetValue(client, out var usage) && usage.Active >= limits.MaxActiveUploads)
+                    throw new UploadException(UploadErrors.TooManyUploads,
+                        $"You have {limits.MaxActiveUploads} unfinished uploads; finish or delete some before starting more.") { RetryAfterSeconds = 60 };
+            }
+
+            string directory = _layout.SessionDirectory(hash);
+            if (Directory.Exists(directory))
+                LocalLayout.DeleteDirectory(directory); // a folder without a record: an interrupted creation
+            Directory.CreateDirectory(directory);
+            try
+            {
+                Write(record);
+                if (_flush)
+                    NativeFileSystem.FlushDirectory(_layout.Sessions);
+            }
+            catch
+            {
+                LocalLayout.DeleteDirectory(directory);
+                throw;
+            }
+
+            if (record.State == UploadState.Receiving)
+                Track(record, 0);
+            return new CreateResult(record, Created: true);
+        }
+        finally
+        {
+            stripe.Release();
+        }
+    }
+
+    public Task<UploadRecord?> FindAsync(UploadKey key, CancellationToken cancellationToken) => FindByHashAsync(key.Hash, cancellationToken);
+
+    public Task<UploadRecord?> FindByHashAsync(string keyHash, CancellationToken cancellationToken)
+    {
+        if (!UploadKey.IsHash(keyHash))
+            return Task.FromResult<UploadRecord?>(null);
+        try
+        {
+            return Task.FromResult<UploadRecord?>(Read(_layout.RecordPath(keyHash)));
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return Task.FromResult<UploadRecord?>(null);
+        }
+    }
+
+    public Task SaveAsync(UploadRecord record, CancellationToken cancellationToken)
+    {
+        Write(record);
+        if (record.State != UploadState.Receiving)
+            Untrack(record.Key.Hash);
+        return Task.CompletedTask;
+    }
+
+    public Task AppendRangesAsync(UploadRecord record, IReadOnlyList<ByteRange> ranges, CancellationToken cancellationToken)
+    {
+        if (ranges.Count == 0)
+            return Task.CompletedTask;
+        string hash = record.Key.Hash;
+        byte[] records = new byte[ranges.Count * JournalRecordSize];
+        long bytes = 0;
+        for (int i = 0; i < ranges.Count; i++)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(records.AsSpan(i * JournalRecordSize), ranges[i].Offset);
+            BinaryPrimitives.WriteInt64LittleEndian(records.AsSpan((i * JournalRecordSize) + 8), ranges[i].Length);
+            bytes += ranges[i].Length;
+        }
+
+        string path = _layout.JournalPath(hash);
+        bool created = !File.Exists(path);
+        using (var journal = new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read, 1))
+        {
+            // A torn record from an earlier crash would misalign everything after it: start at a record boundary.
+            if (journal.Length % JournalRecordSize != 0)
+                journal.SetLength(journal.Length - (journal.Length % JournalRecordSize));
+            journal.Seek(0, SeekOrigin.End);
+            journal.Write(records);
+            journal.Flush(flushToDisk: _flush);
+        }
+
+        if (created && _flush)
+            NativeFileSystem.FlushDirectory(_layout.SessionDirectory(hash));
+        lock (_usageLock)
+        {
+            if (_unfinished.TryGetValue(hash, out var entry))
+            {
+                _unfinished[hash] = (entry.Client, entry.Bytes + bytes);
+                var usage = _byClient[entry.Client];
+                _byClient[entry.Client] = (usage.Active, usage.Bytes + bytes);
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<ByteRange>> ReadRangesAsync(UploadRecord record, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<ByteRange>>(ReadJournal(record.Key.Hash, record.Length));
+
+    public Task ResetRangesAsync(UploadRecord record, CancellationToken cancellationToken)
+    {
+        LocalLayout.TryDelete(_layout.JournalPath(record.Key.Hash));
+        return Task.CompletedTask;
+    }
+
+    public Task CompleteAsync(UploadRecord record, CompletionEvent? completion, CancellationToken cancellationToken)
+    {
+        if (completion is not null)
+            RecordEvent(completion);
+        Write(record);
+        Untrack(record.Key.Hash);
+        LocalLayout.TryDelete(_layout.JournalPath(record.Key.Hash));
+        return Task.CompletedTask;
+    }
+
+    public Task<bool> DeleteAsync(UploadKey key, CancellationToken cancellationToken)
+    {
+        string directory = _layout.SessionDirectory(key.Hash);
+        bool existed = Directory.Exists(directory);
+        Untrack(key.Hash);
+        LocalLayout.DeleteDirectory(directory);
+        return Task.FromResult(existed);
+    }
+
+    public async IAsyncEnumerable<UploadRecord> ListAsync(UploadFilter filter, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var found = new List<UploadRecord>();
+        foreach (var directory in Directory.EnumerateDirectories(_layout.Sessions))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            UploadRecord record;
+            try
+            {
+                record = Read(Path.Combine(directory, "session.json"));
+            }
+            catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
+            {
+                continue; // gone meanwhile, or being created
+            }
+
+            if ((filter.Owner is null || record.Owner == filter.Owner)
+                && (filter.State is null || record.State == filter.State)
+                && (filter.CompletedBefore is null || (record.CompletedAt is { } at && at < filter.CompletedBefore)))
+                found.Add(record);
+        }
+
+        await Task.CompletedTask;
+        foreach (var record in found.OrderByDescending(r => r.CreatedAt))
+            yield return record;
+    }
+
+    public Task<ClientUsage> GetUsageAsync(string client, CancellationToken cancellationToken)
+    {
+        lock (_usageLock)
+            return Task.FromResult(_byClient.TryGetValue(client, out var usage) ? new ClientUsage(usage.Active, usage.Bytes) : new ClientUsage(0, 0));
+    }
+
+    // ----- outbox -----
+
+    public ValueTask WaitForWorkAsync(CancellationToken cancellationToken)
+    {
+        var read = _signal.Reader.ReadAsync(cancellationToken);
+        return read.IsCompletedSuccessfully ? ValueTask.CompletedTask : new ValueTask(read.AsTask());
+    }
+
+    public Task<IReadOnlyList<CompletionEvent>> PendingAsync(CancellationToken cancellationToken)
+    {
+        lock (_outboxLock)
+            return Task.FromResult<IReadOnlyList<CompletionEvent>>(_pending.Values.OrderBy(e => e.CompletedAt).ToList());
+    }
+
+    public Task AcknowledgeAsync(string eventId, CancellationToken cancellationToken)
+    {
+        if (!IsEventId(eventId))
+            throw new ArgumentException("Not an outbox event id.", nameof(eventId));
+        LocalLayout.TryDelete(Path.Combine(_layout.Outbox, eventId + ".json"));
+        lock (_outboxLock)
+            _pending.Remove(eventId);
+        return Task.CompletedTask;
+    }
+
+    private void RecordEvent(CompletionEvent completion)
+    {
+        if (!IsEventId(completion.Id))
+            throw new ArgumentException("Not an outbox event id.", nameof(completion));
+        string path = Path.Combine(_layout.Outbox, completion.Id + ".json");
+        WriteAtomically(path, JsonSerializer.SerializeToUtf8Bytes(completion, LocalJsonContext.Default.CompletionEvent), _layout.Outbox);
+        lock (_outboxLock)
+            _pending[completion.Id] = completion;
+        _signal.Writer.TryWrite(true);
+    }
+
+    private void LoadOutbox()
+    {
+        foreach (var file in Directory.EnumerateFiles(_layout.Outbox, "*.json"))
+        {
+            try
+            {
+                if (JsonSerializer.Deserialize(File.ReadAllBytes(file), LocalJsonContext.Default.CompletionEvent) is { } e && IsEventId(e.Id))
+                {
+                    lock (_outboxLock)
+                        _pending[e.Id] = e;
+                }
+            }
+            catch (Exception ex) when (ex is JsonException or IOException)
+            {
+                // A damaged entry cannot be sent; leave it for a person to look at.
+            }
+        }
+
+        foreach (var temp in Directory.EnumerateFiles(_layout.Outbox, "*.tmp"))
+            LocalLayout.TryDelete(temp);
+        if (_pending.Count > 0)
+            _signal.Writer.TryWrite(true);
+    }
+
+    private static bool IsEventId(string id) => id.Length is > 0 and <= 128 && id.All(c => char.IsAsciiLetterOrDigit(c) || c == '-');
+
+    // ----- helpers -----
+
+    private void Track(UploadRecord record, long bytes)
+    {
+        string client = ClientOf(record);
+        lock (_usageLock)
+        {
+            if (_unfinished.ContainsKey(record.Key.Hash))
+                return;
+            _unfinished[record.Key.Hash] = (client, bytes);
+            var usage = _byClient.GetValueOrDefault(client);
+            _byClient[client] = (usage.Active + 1, usage.Bytes + bytes);
+        }
+    }
+
+    private void Untrack(string hash)
+    {
+        lock (_usageLock)
+        {
+            if (!_unfinished.Remove(hash, out var entry))
+                return;
+            var usage = _byClient[entry.Client];
+            if (usage.Active <= 1)
+                _byClient.Remove(entry.Client);
+            else
+                _byClient[entry.Client] = (usage.Active - 1, usage.Bytes - entry.Bytes);
+        }
+    }
+
+    private static string ClientOf(UploadRecord record) => record.Client ?? record.Owner;
+
+    private static int StripeOf(string hash) => Convert.ToInt32(hash[..4], 16) % StripeCount;
+
+    private static UploadRecord Read(string path) =>
+        JsonSerializer.Deserialize(File.ReadAllBytes(path), LocalJsonContext.Default.UploadRecord) ?? throw new JsonException("empty record");
+
+    private void Write(UploadRecord record)
+    {
+        string hash = record.Key.Hash;
+        WriteAtomically(_layout.RecordPath(hash), JsonSerializer.SerializeToUtf8Bytes(record, LocalJsonContext.Default.UploadRecord), _layout.SessionDirectory(hash));
+    }
+
+    private void WriteAtomically(string path, byte[] bytes, string directory)
+    {
+        string temp = path + ".tmp";
+        using (var handle = File.OpenHandle(temp, FileMode.Create, FileAccess.Write))
+        {
+            RandomAccess.Write(handle, bytes, 0);
+            if (_flush)
+                RandomAccess.FlushToDisk(handle);
+        }
+
+        File.Move(temp, path, overwrite: true);
+        if (_flush)
+            NativeFileSystem.FlushDirectory(directory);
+    }
+
+    private List<ByteRange> ReadJournal(string hash, long? length)
+    {
+        var ranges = new List<ByteRange>();
+        string path = _layout.JournalPath(hash);
+        if (!File.Exists(path))
+            return ranges;
+        var bytes = File.ReadAllBytes(path);
+        // A torn final record (crash mid-append) is shorter than a record and ignored.
+        for (int i = 0; i + JournalRecordSize <= bytes.Length; i += JournalRecordSize)
+        {
+            long offset = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(i));
+            long count = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(i + 8));
+            if (offset >= 0 && count > 0 && offset <= long.MaxValue - count && (length is null || offset + count <= length))
+                ranges.Add(new ByteRange(offset, count));
+        }
+
+        return ranges;
+    }
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Warning, Message = "Session folder {Directory} could not be loaded; left untouched")]
+    private static partial void LogUnreadable(ILogger logger, Exception exception, string directory);
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(UploadRecord))]
+[JsonSerializable(typeof(CompletionEvent))]
+internal sealed partial class LocalJsonContext : JsonSerializerContext;
