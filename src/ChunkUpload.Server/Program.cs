@@ -19,6 +19,7 @@ app.UseChunkUploadWebPage();
 app.UseChunkUploadApiDocs();
 
 app.MapResumableApi(app.Configuration);
+app.MapTusApi(app.Configuration);
 app.MapUploadsApi(app.Configuration);
 app.MapServiceApi();
 

@@ -365,7 +365,20 @@ public sealed class UploadEngine
             long limit = record.Length ?? _policy.MaxLengthFor(caller);
             if (options.ExpectedLength is { } most)
                 limit = Math.Min(limit, offset + most);
-            long end = await ReceiveAsync(active, offset, limit, body, options, linked?.Token ?? cancellationToken);
+            long end;
+            try
+            {
+                end = await ReceiveAsync(active, offset, limit, body, options, linked?.Token ?? cancellationToken);
+            }
+            catch (OperationCanceledException) when (writer is not null && writer.ReleaseRequested.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                // A newer request for this upload asked for it: what arrived is kept; this request ends here.
+                long kept;
+                lock (active.Sync)
+                    kept = active.Stored.ContiguousEnd;
+                throw new UploadException(UploadErrors.Superseded,
+                    $"A newer request for this upload took over; the server keeps {kept} bytes. Resume from there.") { Offset = kept };
+            }
 
             if (options.CompletesUpload && (active.Record.Length is null || active.Record.Length != end))
                 await DeclareLengthAsync(active, end, caller, cancellationToken);

@@ -83,7 +83,7 @@ public static class HostingExtensions
             policy.WithOrigins(origins)
                 .WithMethods("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
                 .AllowAnyHeader()
-                .WithExposedHeaders("Range", "Location", "Retry-After", "Content-Disposition");
+                .WithExposedHeaders(["Range", "Location", "Retry-After", "Content-Disposition", .. Endpoints.TusApi.ResponseHeaders]);
             if (credentials)
                 policy.AllowCredentials();
         }));

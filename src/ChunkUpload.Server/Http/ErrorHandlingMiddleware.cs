@@ -54,6 +54,13 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
         }
     }
 
+    /// <summary>Logs a refusal that a protocol adapter answers in its own shape.</summary>
+    public static void LogRejection(HttpContext context, UploadError error, string detail)
+    {
+        var logger = context.RequestServices.GetRequiredService<ILogger<ErrorHandlingMiddleware>>();
+        LogRejected(logger, error.Code, error.Status, context.Request.Method, context.Request.Path, context.Items[IdentifierItem] as string, detail);
+    }
+
     private async Task RejectAsync(HttpContext context, UploadError error, string detail, int? retryAfter)
     {
         LogRejected(logger, error.Code, error.Status, context.Request.Method, context.Request.Path, context.Items[IdentifierItem] as string, detail);

@@ -1,0 +1,64 @@
+using System.Text;
+using ChunkUpload.Core.Errors;
+
+namespace ChunkUpload.Server.Protocol;
+
+/// <summary>
+/// tus <c>Upload-Metadata</c>: comma-separated pairs of a key (ASCII, no spaces or commas, unique) and an optional
+/// base64 value. Values are decoded as strict UTF-8 (Uppy sends names far beyond Latin-1); anything else is refused.
+/// </summary>
+public static class TusMetadata
+{
+    public const int MaxLength = 16 * 1024;
+    private static readonly UTF8Encoding StrictUtf8 = new(false, throwOnInvalidBytes: true);
+
+    public static Dictionary<string, string?> Parse(string header)
+    {
+        var pairs = new Dictionary<string, string?>(StringComparer.Ordinal);
+        if (string.IsNullOrWhiteSpace(header))
+            return pairs;
+        if (header.Length > MaxLength)
+            throw Invalid($"Upload-Metadata is {header.Length} characters; at most {MaxLength} are accepted.");
+        foreach (var item in header.Split(','))
+        {
+            string pair = item.Trim();
+            int space = pair.IndexOf(' ', StringComparison.Ordinal);
+            string key = space < 0 ? pair : pair[..space];
+            if (key.Length == 0 || key.Any(c => c <= ' ' || c > '~' || c == ','))
+                throw Invalid($"Upload-Metadata has a key that is empty or not printable ASCII: '{ParameterBag.Truncate(key)}'.");
+            if (pairs.ContainsKey(key))
+                throw Invalid($"Upload-Metadata names the key '{ParameterBag.Truncate(key)}' twice.");
+            string? value = null;
+            if (space >= 0)
+            {
+                string encoded = pair[(space + 1)..].Trim();
+                try
+                {
+                    value = StrictUtf8.GetString(Convert.FromBase64String(encoded));
+                }
+                catch (Exception ex) when (ex is FormatException or DecoderFallbackException)
+                {
+                    throw Invalid($"The Upload-Metadata value of '{ParameterBag.Truncate(key)}' is not base64 of UTF-8 text.");
+                }
+            }
+
+            pairs[key] = value;
+        }
+
+        return pairs;
+    }
+
+    /// <summary>The first of <paramref name="keys"/> present with a value (clients name the file "filename" or "name").</summary>
+    public static string? First(Dictionary<string, string?> pairs, params string[] keys)
+    {
+        foreach (var key in keys)
+        {
+            if (pairs.TryGetValue(key, out var value) && !string.IsNullOrEmpty(value))
+                return value;
+        }
+
+        return null;
+    }
+
+    private static UploadException Invalid(string detail) => new(UploadErrors.InvalidParameter, detail);
+}
