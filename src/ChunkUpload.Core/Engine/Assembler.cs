@@ -337,14 +337,14 @@ internal sealed class Assembler(
         }
 
         uploads.Remove(upload);
+        if (completed.Parts is { } parts)
+            await RemovePartsAsync(completed, parts, cancellationToken);
         upload.Finished.TrySetResult();
         EngineLog.UploadAssembled(logger, record.Id, record.FileName, length, sha256);
         hooks.Completed(completed);
 
         if (completed.ConcatenatedInto is { } final && uploads.TryGet(new UploadKey(record.Owner, final), out var concatenation))
             Enqueue(concatenation);
-        if (completed.Parts is { } parts)
-            await RemovePartsAsync(completed, parts, cancellationToken);
     }
 
     // The parts of a finished concatenation are not files of their own: remove them.
@@ -353,10 +353,18 @@ internal sealed class Assembler(
         foreach (var id in parts)
         {
             var key = new UploadKey(final.Owner, id);
-            if (await metadata.FindAsync(key, cancellationToken) is { } part && part.ConcatenatedInto == final.Id && part.State == UploadState.Complete)
+            try
             {
-                await data.DeleteAsync(part, cancellationToken);
-                await metadata.DeleteAsync(key, cancellationToken);
+                if (await metadata.FindAsync(key, cancellationToken) is { } part && part.ConcatenatedInto == final.Id && part.State == UploadState.Complete)
+                {
+                    await data.DeleteAsync(part, cancellationToken);
+                    await metadata.DeleteAsync(key, cancellationToken);
+                }
+            }
+            catch (IOException ex)
+            {
+                // The concatenation is complete; a part left behind only takes room until it is deleted or retired.
+                EngineLog.PartNotRemoved(logger, ex, id, final.Id);
             }
         }
     }
@@ -367,6 +375,7 @@ internal sealed class Assembler(
         var failed = upload.Record.Clone();
         failed.State = UploadState.Failed;
         failed.Failure = reason;
+        bool recorded = true;
         try
         {
             await metadata.SaveAsync(failed, CancellationToken.None);
@@ -375,7 +384,7 @@ internal sealed class Assembler(
         }
         catch (IOException)
         {
-            // The in-memory state still refuses the upload; the next start-up retries.
+            recorded = false; // the in-memory state still refuses the upload; a restart decides again
         }
 
         lock (upload.Sync)
@@ -384,7 +393,8 @@ internal sealed class Assembler(
             SettleFinished(upload);
         }
 
-        uploads.Remove(upload);
+        if (recorded)
+            uploads.Remove(upload);
         upload.Finished.TrySetResult();
         EngineLog.UploadFailed(logger, failed.Id, reason);
     }

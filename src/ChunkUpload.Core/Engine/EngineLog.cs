@@ -40,6 +40,9 @@ internal static partial class EngineLog
     [LoggerMessage(EventId = 1013, Level = LogLevel.Information, Message = "Upload {Identifier}: {Stored} bytes kept from a body that ended early ({Reason})")]
     public static partial void PrefixKept(ILogger logger, string identifier, long stored, string reason);
 
+    [LoggerMessage(EventId = 1014, Level = LogLevel.Warning, Message = "Partial upload {Part} of concatenation {Final} could not be removed")]
+    public static partial void PartNotRemoved(ILogger logger, Exception exception, string part, string final);
+
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Assembly of upload {Identifier} deferred for {Seconds} s after a storage error")]
     public static partial void AssemblyDeferred(ILogger logger, Exception exception, string identifier, double seconds);
 

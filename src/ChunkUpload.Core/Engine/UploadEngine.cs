@@ -521,18 +521,28 @@ public sealed class UploadEngine
             bool end = false;
             while (!end)
             {
-                // Fill the buffer before each write: few system calls, nothing allocated per body.
+                // Fill the buffer before each write: few system calls, nothing allocated per body. When the body breaks
+                // off, the bytes already in the buffer arrived too: a streaming write stages them before it ends.
                 int filled = 0;
-                while (filled < buffer.Length)
+                ExceptionDispatchInfo? broken = null;
+                try
                 {
-                    int read = await body.ReadAsync(buffer.AsMemory(filled), cancellationToken);
-                    if (read == 0)
+                    while (filled < buffer.Length)
                     {
-                        end = true;
-                        break;
-                    }
+                        int read = await body.ReadAsync(buffer.AsMemory(filled), cancellationToken);
+                        if (read == 0)
+                        {
+                            end = true;
+                            break;
+                        }
 
-                    filled += read;
+                        filled += read;
+                    }
+                }
+                catch (Exception ex) when (keepPartial)
+                {
+                    broken = ExceptionDispatchInfo.Capture(ex);
+                    end = true;
                 }
 
                 if (filled > limit - position)
@@ -548,7 +558,7 @@ public sealed class UploadEngine
 
                     long boundary = ((current.Offset / alignment) + 1) * alignment;
                     int take = (int)Math.Min(bytes.Length, boundary - position);
-                    await current.WriteAsync(bytes[..take], cancellationToken);
+                    await current.WriteAsync(bytes[..take], CancellationToken.None); // bytes that arrived are staged even when the request ends
                     options.Verifier?.Observe(bytes.Span[..take]);
                     position += take;
                     bytes = bytes[take..];
@@ -559,6 +569,8 @@ public sealed class UploadEngine
                         Hand(full);
                     }
                 }
+
+                broken?.Throw();
             }
 
             if (options.ExpectedLength is { } exact && !options.KeepPartial && position != offset + exact)

@@ -52,6 +52,20 @@ public sealed record UploadSnapshot(UploadRecord Record, IReadOnlyList<ByteRange
         return false;
     }
 
+    /// <summary>How many gaps a declared length has (see <see cref="MissingRanges"/>).</summary>
+    public int MissingRangeCount
+    {
+        get
+        {
+            if (IsComplete || Record.Length is not { } length || length == 0)
+                return 0;
+            int ranges = StoredRanges.Count;
+            if (ranges == 0)
+                return 1;
+            return (StoredRanges[0].Offset > 0 ? 1 : 0) + (ranges - 1) + (StoredRanges[^1].End < length ? 1 : 0);
+        }
+    }
+
     /// <summary>The gaps of a declared length (up to <paramref name="max"/> of them), in order.</summary>
     public IReadOnlyList<ByteRange> MissingRanges(int max = int.MaxValue)
     {

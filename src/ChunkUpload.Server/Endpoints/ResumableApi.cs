@@ -68,11 +68,14 @@ public static class ResumableApi
         var caller = Principals.CallerOf(context);
         var token = context.RequestAborted;
 
-        async Task<ChunkAck> Store(Stream body)
+        // Per-request integrity: a Content-Digest or Content-MD5 of the request content is checked before the chunk is kept.
+        using var digest = Digests.Verifier(Digests.OfContent(context.Request));
+
+        async Task<ChunkAck> Store(Stream body, Core.Integrity.IBodyVerifier? verifier)
         {
             context.Items[ErrorHandlingMiddleware.IdentifierItem] = ResumableParameters.IdentifierOf(bag);
             var (chunk, geometry, range) = Describe(bag, engine.Options);
-            var (snapshot, _) = await engine.GetOrCreateAsync(caller, SpecOf(chunk, geometry), token);
+            var (snapshot, _) = await engine.GetOrCreateAsync(caller, SpecOf(chunk, geometry) with { ExpectedSha256 = Digests.ReprSha256(context.Request) }, token);
             if (!Matches(snapshot.Record, geometry, chunk.FileName))
             {
                 var m = snapshot.Record;
@@ -84,14 +87,14 @@ public static class ResumableApi
             }
 
             snapshot = await engine.WriteAsync(caller, chunk.Identifier, range.Offset, body,
-                new WriteOptions { Protocol = Protocol, ExpectedLength = range.Length }, token);
+                new WriteOptions { Protocol = Protocol, ExpectedLength = range.Length, Verifier = verifier }, token);
             var (received, _, _) = new ChunkView(geometry).Count(snapshot, 0);
             return new ChunkAck(chunk.Identifier, chunk.ChunkNumber, received, geometry.TotalChunks, snapshot.WireState);
         }
 
         var ack = ChunkBody.IsMultipart(context.Request)
-            ? await ChunkBody.ReadMultipartAsync(context.Request, bag, FileField, Store, token)
-            : await Store(new RequestBodyStream(context.Request.Body, token, UploadErrors.IncompleteBody));
+            ? await ChunkBody.ReadMultipartAsync(context.Request, bag, FileField, Store, digest, token)
+            : await Store(new RequestBodyStream(context.Request.Body, token, UploadErrors.IncompleteBody), digest);
         return TypedResults.Ok(ack);
     }
 

@@ -108,12 +108,12 @@ public static class UploadsApi
         public static UploadStatus Of(UploadSnapshot s)
         {
             var chunks = ResumableApi.StatusOf(s);
-            var missing = s.MissingRanges();
+            var missing = s.MissingRanges(MaxListedRanges);
             var r = s.Record;
             return new UploadStatus(
                 r.Id, r.Protocol, r.FileName, r.RelativePath, r.Length, s.Offset, s.StoredBytes,
                 [.. s.StoredRanges.Take(MaxListedRanges).Select(RangeDto.Of)], s.StoredRanges.Count,
-                [.. missing.Take(MaxListedRanges).Select(RangeDto.Of)], missing.Count,
+                [.. missing.Select(RangeDto.Of)], s.MissingRangeCount,
                 chunks?.ChunkSize, chunks?.TotalChunks, chunks?.ReceivedChunks, chunks?.MissingChunks, chunks?.MissingChunkCount,
                 s.WireState, s.IsComplete ? r.Sha256 : null, r.CreatedAt, r.CompletedAt, s.ExpiresAt);
         }
