@@ -6,7 +6,9 @@
 #   bash bench/run.sh [--size-mib N] [--chunk-mib 8,1] [--inflight C] [--runs R] [more: --help]
 #
 # Environment: BENCH_ARTIFACTS  build output folder (default /tmp/chunkupload-bench-artifacts),
-#              BENCH_SKIP_BUILD=1 to reuse the last build.
+#              BENCH_SKIP_BUILD=1 to reuse the last build,
+#              BENCH_BEFORE=REF   also build the server at git REF (a commit, say main before a change) and run it
+#                                 as target chunkupload-before, interleaved: a before/after ratio in one run.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,6 +45,21 @@ if [[ "${BENCH_SKIP_BUILD:-0}" != "1" ]]; then
   build bench/ChunkUpload.Bench || exit 1
 fi
 
+before_args=()
+if [[ -n "${BENCH_BEFORE:-}" ]]; then
+  before_tree="$artifacts/before-src"
+  before_dll="$artifacts/before/bin/ChunkUpload.Server/release/ChunkUpload.Server.dll"
+  if [[ "${BENCH_SKIP_BUILD:-0}" != "1" || ! -f "$before_dll" ]]; then
+    echo "building the server at $BENCH_BEFORE (target chunkupload-before)"
+    git -C "$repo" worktree remove --force "$before_tree" >/dev/null 2>&1 || rm -rf "$before_tree"
+    git -C "$repo" worktree add --detach "$before_tree" "$BENCH_BEFORE" >/dev/null
+    ( cd "$before_tree" && dotnet build -c Release src/ChunkUpload.Server --artifacts-path "$artifacts/before" -nologo -v quiet -p:SkipNpmInstall=true \
+        >"$artifacts.before-build.log" 2>&1 ) || { echo "build of $BENCH_BEFORE failed (log: $artifacts.before-build.log)" >&2; exit 1; }
+    git -C "$repo" worktree remove --force "$before_tree" >/dev/null 2>&1 || true
+  fi
+  before_args=(--before-server-dll "$before_dll")
+fi
+
 mkdir -p "$bench/out"
 label="commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git -C "$repo" status --porcelain -- src 2>/dev/null)" ]]; then
@@ -55,5 +72,6 @@ exec dotnet "$artifacts/bin/ChunkUpload.Bench/release/ChunkUpload.Bench.dll" \
   --results "$bench/out/results-$(date -u +%Y%m%dT%H%M%SZ)-$$.md" \
   --server-arg "--RateLimit:TokensPerPeriod=0" \
   --relaxed-args "--Upload:FlushToDisk=false" \
-  --label "$label" \
+  --label "$label${BENCH_BEFORE:+, before = $BENCH_BEFORE}" \
+  "${before_args[@]}" \
   "$@"

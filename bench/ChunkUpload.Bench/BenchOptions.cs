@@ -14,7 +14,10 @@ internal sealed class BenchOptions
           --inflight C            chunks in flight for resumable uploads (default 4)
           --runs R                measured runs per target and chunk size (default 5)
           --warmup W              unrecorded warm-up rounds per chunk size, 64 MiB at most (default 1)
-          --targets LIST          any of chunkupload,raw,raw-fsync,tus,baseline (default: all)
+          --targets LIST          any of chunkupload,chunkupload-tus,raw,raw-fsync,tus,baseline (default: all);
+                                  chunkupload-tus is ChunkUpload's own tus endpoint (/tus), same server
+          --tus-single            also upload the file as ONE tus PATCH to every tus target (default on;
+                                  --no-tus-single switches it off)
           --test-chunks           resumable clients send a test GET before every chunk, as resumable.js
                                   does by default (testChunks: true); off by default
 
@@ -39,7 +42,11 @@ internal sealed class BenchOptions
           --server-arg ARG        extra argument for ChunkUpload.Server (repeatable)
           --relaxed-args "ARGS"   adds target chunkupload-relaxed after chunkupload: a second ChunkUpload
                                   with these space-separated extra arguments (run.sh passes
-                                  "--Upload:FlushToDisk=false"; "" switches it off)
+                                  "--Upload:FlushToDisk=false"; "" switches it off); with chunkupload-tus
+                                  also chunkupload-tus-relaxed (the same relaxed server's tus endpoint)
+          --before-server-dll PATH adds target chunkupload-before: an earlier ChunkUpload.Server.dll (say,
+                                  main before a change) uploaded exactly like chunkupload, interleaved,
+                                  for a before/after ratio measured in one run
           --poll-ms MS            status poll interval after the last chunk is acknowledged (default 2)
           --timeout-s S           bound on any single upload (default 600)
           --no-sync               do not call sync(1) between runs
@@ -60,6 +67,8 @@ internal sealed class BenchOptions
     public int SmallFiles { get; private set; } = 1000;
     public int SmallFileKiB { get; private set; } = 64;
     public string? ServerDll { get; private set; }
+    public string? BeforeServerDll { get; private set; }
+    public bool TusSingle { get; private set; } = true;
     public string? RawPutDll { get; private set; }
     public string BenchDir { get; private set; } = Path.GetFullPath(".");
     public string WorkDir { get; private set; } = Path.Combine(Path.GetTempPath(), $"chunkupload-bench-{Environment.ProcessId}");
@@ -99,6 +108,9 @@ internal sealed class BenchOptions
                 case "--small-files": o.SmallFiles = (int)NonNegative(name, Next()); break;
                 case "--small-file-kib": o.SmallFileKiB = (int)Positive(name, Next()); break;
                 case "--server-dll": o.ServerDll = Path.GetFullPath(Next()); break;
+                case "--before-server-dll": o.BeforeServerDll = Path.GetFullPath(Next()); break;
+                case "--tus-single": o.TusSingle = true; break;
+                case "--no-tus-single": o.TusSingle = false; break;
                 case "--rawput-dll": o.RawPutDll = Path.GetFullPath(Next()); break;
                 case "--bench-dir": o.BenchDir = Path.GetFullPath(Next()); break;
                 case "--work-dir": o.WorkDir = Path.GetFullPath(Next()); break;
@@ -115,13 +127,24 @@ internal sealed class BenchOptions
             }
         }
 
-        // The relaxed-durability variant runs right after ChunkUpload, whenever ChunkUpload runs.
-        if (o.RelaxedArgs is { Count: > 0 } && o.Targets.Contains(TargetNames.ChunkUpload) && !o.Targets.Contains(TargetNames.ChunkUploadRelaxed))
+        // The relaxed-durability variants run right after their durable twin, whenever it runs; the earlier build
+        // right after ChunkUpload.
+        var list = o.Targets.ToList();
+        void After(string twin, string added)
         {
-            var list = o.Targets.ToList();
-            list.Insert(list.IndexOf(TargetNames.ChunkUpload) + 1, TargetNames.ChunkUploadRelaxed);
-            o.Targets = list;
+            if (list.Contains(twin) && !list.Contains(added))
+                list.Insert(list.IndexOf(twin) + 1, added);
         }
+
+        if (o.RelaxedArgs is { Count: > 0 })
+        {
+            After(TargetNames.ChunkUpload, TargetNames.ChunkUploadRelaxed);
+            After(TargetNames.ChunkUploadTus, TargetNames.ChunkUploadTusRelaxed);
+        }
+
+        if (o.BeforeServerDll is not null)
+            After(TargetNames.ChunkUpload, TargetNames.ChunkUploadBefore);
+        o.Targets = list;
 
         return o;
     }
@@ -150,7 +173,7 @@ internal sealed class BenchOptions
         var items = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var item in items)
         {
-            if (!TargetNames.All.Contains(item) && item != TargetNames.ChunkUploadRelaxed)
+            if (!TargetNames.All.Contains(item) && item is not (TargetNames.ChunkUploadRelaxed or TargetNames.ChunkUploadTusRelaxed))
             {
                 throw new ArgumentException($"unknown target '{item}'; known: {string.Join(',', TargetNames.All)}");
             }
@@ -164,17 +187,29 @@ internal static class TargetNames
 {
     public const string ChunkUpload = "chunkupload";
     public const string ChunkUploadRelaxed = "chunkupload-relaxed";
+    public const string ChunkUploadTus = "chunkupload-tus";
+    public const string ChunkUploadTusRelaxed = "chunkupload-tus-relaxed";
+    public const string ChunkUploadBefore = "chunkupload-before";
     public const string Raw = "raw";
     public const string RawFsync = "raw-fsync";
     public const string Tus = "tus";
     public const string Baseline = "baseline";
 
-    public static readonly string[] All = [ChunkUpload, Raw, RawFsync, Tus, Baseline];
+    public static readonly string[] All = [ChunkUpload, ChunkUploadTus, Raw, RawFsync, Tus, Baseline];
+
+    /// <summary>Targets that speak tus (ChunkUpload's /tus endpoint, @tus/server).</summary>
+    public static bool IsTus(string target) => target is Tus or ChunkUploadTus or ChunkUploadTusRelaxed;
+
+    /// <summary>Targets uploaded the way resumable.js uploads (ChunkUpload builds and the sample-style baseline).</summary>
+    public static bool IsResumable(string target) => target is ChunkUpload or ChunkUploadRelaxed or ChunkUploadBefore or Baseline;
 
     public static string Display(string target) => target switch
     {
         ChunkUpload => "ChunkUpload",
         ChunkUploadRelaxed => "ChunkUpload (relaxed)",
+        ChunkUploadTus => "ChunkUpload tus",
+        ChunkUploadTusRelaxed => "ChunkUpload tus (relaxed)",
+        ChunkUploadBefore => "ChunkUpload before",
         Raw => "raw Kestrel PUT",
         RawFsync => "raw Kestrel PUT+fsync",
         Tus => "@tus/server 2.4.5",

@@ -90,6 +90,9 @@ internal sealed class Report
             }
         }
 
+        RenderTus(sb, results);
+        RenderBeforeAfter(sb, results);
+
         var rss = results.Where(r => r.Scenario == "rss").ToList();
         if (rss.Count > 0)
         {
@@ -164,6 +167,63 @@ internal sealed class Report
         return sb.ToString();
     }
 
+    /// <summary>tus targets against @tus/server, per PATCH size: the whole file in one PATCH, and each chunk size.</summary>
+    private static void RenderTus(StringBuilder sb, IReadOnlyList<RunResult> results)
+    {
+        var tus = results.Where(r => TargetNames.IsTus(r.Target) && r.Scenario is "main" or "tus-single").ToList();
+        if (tus.Select(r => r.Target).Distinct().Count() < 2)
+        {
+            return;
+        }
+
+        sb.AppendLine();
+        sb.AppendLine("### tus: ChunkUpload's /tus against @tus/server 2.4.5 with @tus/file-store (sequential PATCHes, interleaved)");
+        sb.AppendLine();
+        sb.AppendLine("| PATCH size | target | MiB/s | target / @tus/server | peak RSS MiB | CPU cores server / client |");
+        sb.AppendLine("| --- | --- | --- | --- | --- | --- |");
+        foreach (var group in tus.GroupBy(r => (r.Scenario, r.ChunkBytes)).OrderBy(g => g.Key.Scenario == "tus-single" ? 0 : 1).ThenByDescending(g => g.Key.ChunkBytes))
+        {
+            var rows = group.ToList();
+            var peer = rows.Where(r => r.Target == TargetNames.Tus).ToDictionary(r => r.Run, r => r.MiBps);
+            string size = group.Key.Scenario == "tus-single" ? "whole file (1 PATCH)" : Inv($"{group.Key.ChunkBytes / MiB:0.##} MiB");
+            foreach (var target in rows.Select(r => r.Target).Distinct())
+            {
+                var mine = rows.Where(r => r.Target == target).ToList();
+                var ratios = mine.Where(r => peer.ContainsKey(r.Run)).Select(r => r.MiBps / peer[r.Run]).ToList();
+                sb.AppendLine(Inv($"| {size} | {TargetNames.Display(target)} | {Cell(mine.Select(r => r.MiBps).ToList(), "F0")} | {(target == TargetNames.Tus || ratios.Count == 0 ? "1" : Cell(ratios, "F2"))} | {mine.Max(r => r.PeakRssBytes) / MiB:F0} | {Cores(mine)} |"));
+            }
+        }
+    }
+
+    /// <summary>The resumable.js upload against an earlier build of the server (--before-server-dll), interleaved.</summary>
+    private static void RenderBeforeAfter(StringBuilder sb, IReadOnlyList<RunResult> results)
+    {
+        var main = results.Where(r => r.Scenario == "main" && r.Target is TargetNames.ChunkUpload or TargetNames.ChunkUploadBefore).ToList();
+        if (!main.Any(r => r.Target == TargetNames.ChunkUploadBefore))
+        {
+            return;
+        }
+
+        sb.AppendLine();
+        sb.AppendLine("### resumable.js upload: this build against the earlier build (--before-server-dll), interleaved");
+        sb.AppendLine();
+        sb.AppendLine("| chunk size | before MiB/s | after MiB/s | after / before | tail ms before / after | peak RSS MiB before / after |");
+        sb.AppendLine("| --- | --- | --- | --- | --- | --- |");
+        foreach (var group in main.GroupBy(r => r.ChunkBytes).OrderByDescending(g => g.Key))
+        {
+            var before = group.Where(r => r.Target == TargetNames.ChunkUploadBefore).ToList();
+            var after = group.Where(r => r.Target == TargetNames.ChunkUpload).ToList();
+            var b = before.ToDictionary(r => r.Run, r => r.MiBps);
+            var ratios = after.Where(r => b.ContainsKey(r.Run)).Select(r => r.MiBps / b[r.Run]).ToList();
+            if (ratios.Count == 0)
+            {
+                continue;
+            }
+
+            sb.AppendLine(Inv($"| {group.Key / MiB:0.##} MiB | {Cell(before.Select(r => r.MiBps).ToList(), "F0")} | {Cell(after.Select(r => r.MiBps).ToList(), "F0")} | {Cell(ratios, "F2")} | {Stats.Median(before.Select(r => r.TailSeconds * 1000).ToList()):F1} / {Stats.Median(after.Select(r => r.TailSeconds * 1000).ToList()):F1} | {before.Max(r => r.PeakRssBytes) / MiB:F0} / {after.Max(r => r.PeakRssBytes) / MiB:F0} |"));
+        }
+    }
+
     /// <summary>Issue 4's targets against this run's medians (they are defined for a 1 GiB file and 5 runs).</summary>
     private void RenderTargets(StringBuilder sb, IReadOnlyList<RunResult> results)
     {
@@ -190,6 +250,37 @@ internal sealed class Report
         Add("8 MiB chunks: ChunkUpload / raw Kestrel PUT >= 0.85", Ratio(Chunk8, TargetNames.Raw), "F3", v => v >= 0.85);
         Add("8 MiB chunks: ChunkUpload / @tus/server >= 1.5", Ratio(Chunk8, TargetNames.Tus), "F3", v => v >= 1.5);
         Add("1 MiB chunks: ChunkUpload / @tus/server >= 2", Ratio(Chunk1, TargetNames.Tus), "F3", v => v >= 2);
+
+        // Issue 8: ChunkUpload's tus against @tus/server, durable (default) and relaxed (FlushToDisk=false).
+        double? TusRatio(string scenario, long? chunk, string target)
+        {
+            var rows = results.Where(r => r.Scenario == scenario && (chunk is null || r.ChunkBytes == chunk)).ToList();
+            var peer = rows.Where(r => r.Target == TargetNames.Tus).ToDictionary(r => r.Run, r => r.MiBps);
+            var ratios = rows.Where(r => r.Target == target && peer.ContainsKey(r.Run)).Select(r => r.MiBps / peer[r.Run]).ToList();
+            return ratios.Count > 0 ? Stats.Median(ratios) : null;
+        }
+
+        Add("tus single PATCH: ChunkUpload tus / @tus/server >= 1.2", TusRatio("tus-single", null, TargetNames.ChunkUploadTus), "F3", v => v >= 1.2);
+        Add("tus 8 MiB PATCHes: ChunkUpload tus / @tus/server >= 1.2", TusRatio("main", Chunk8, TargetNames.ChunkUploadTus), "F3", v => v >= 1.2);
+        Add("tus single PATCH, FlushToDisk=false: / @tus/server >= 1.5", TusRatio("tus-single", null, TargetNames.ChunkUploadTusRelaxed), "F3", v => v >= 1.5);
+        Add("tus 8 MiB PATCHes, FlushToDisk=false: / @tus/server >= 1.5", TusRatio("main", Chunk8, TargetNames.ChunkUploadTusRelaxed), "F3", v => v >= 1.5);
+        var single = results.Where(r => r.Scenario == "tus-single" && r.Target == TargetNames.ChunkUploadTus).ToList();
+        if (single.Count > 0)
+        {
+            Add("tus single PATCH: ChunkUpload peak RSS < 150 MiB (MiB)", single.Max(r => r.PeakRssBytes) / MiB, "F0", v => v < 150);
+        }
+
+        double? AfterBefore(long chunk)
+        {
+            var main = results.Where(r => r.Scenario == "main" && r.ChunkBytes == chunk).ToList();
+            var before = main.Where(r => r.Target == TargetNames.ChunkUploadBefore).ToDictionary(r => r.Run, r => r.MiBps);
+            var ratios = main.Where(r => r.Target == TargetNames.ChunkUpload && before.ContainsKey(r.Run)).Select(r => r.MiBps / before[r.Run]).ToList();
+            return ratios.Count > 0 ? Stats.Median(ratios) : null;
+        }
+
+        // "Not worse": within this machine's run-to-run noise (a few per cent) of the earlier build.
+        Add("resumable.js 8 MiB chunks: after / before >= 0.95", AfterBefore(Chunk8), "F3", v => v >= 0.95);
+        Add("resumable.js 1 MiB chunks: after / before >= 0.95", AfterBefore(Chunk1), "F3", v => v >= 0.95);
 
         var cuMain = results.Where(r => r.Scenario == "main" && r.Target == TargetNames.ChunkUpload).ToList();
         if (cuMain.Count > 0)
@@ -231,7 +322,7 @@ internal sealed class Report
         }
 
         sb.AppendLine();
-        sb.AppendLine("### Issue 4 targets (set for a 1 GiB file, 4 in flight, 5 runs; smaller runs are indicative only)");
+        sb.AppendLine("### Targets of issues 4 and 8 (set for a 1 GiB file, 4 in flight, 5 runs; smaller runs are indicative only)");
         sb.AppendLine();
         sb.AppendLine("| target | this run | |");
         sb.AppendLine("| --- | --- | --- |");

@@ -60,6 +60,7 @@ internal sealed class Runner : IAsyncDisposable
             Prepare();
             await StartServersAsync(ct);
             await MainRunsAsync(ct);
+            await TusSingleRunsAsync(ct);
             await RssRunsAsync(ct);
             await TailRunsAsync(ct);
             await TestGetAsync(ct);
@@ -162,6 +163,24 @@ internal sealed class Runner : IAsyncDisposable
                 case TargetNames.ChunkUploadRelaxed:
                     server = StartChunkUpload(target, _o.RelaxedArgs ?? []);
                     break;
+                case TargetNames.ChunkUploadTus or TargetNames.ChunkUploadTusRelaxed:
+                    // ChunkUpload's tus endpoint is served by the same process as its resumable.js endpoint.
+                    var twin = target == TargetNames.ChunkUploadTus ? TargetNames.ChunkUpload : TargetNames.ChunkUploadRelaxed;
+                    if (!_servers.TryGetValue(twin, out var process))
+                    {
+                        process = StartChunkUpload(twin, twin == TargetNames.ChunkUploadRelaxed ? _o.RelaxedArgs ?? [] : []);
+                        _servers[twin + "-process"] = process;
+                        starts.Add((process, "healthz"));
+                    }
+
+                    _servers[target] = process;
+                    continue;
+                case TargetNames.ChunkUploadBefore:
+                    var beforePort = ServerProcess.FreePort();
+                    var beforeDir = Path.Combine(storage, target);
+                    string[] beforeArgs = [_o.BeforeServerDll!, "--urls", $"http://127.0.0.1:{beforePort}", $"--Upload:StorageRoot={beforeDir}", .. _o.ServerArgs];
+                    server = ServerProcess.Start(target, "dotnet", beforeArgs, beforePort, beforeDir, logs);
+                    break;
                 case TargetNames.Raw or TargetNames.RawFsync:
                     if (_servers.TryGetValue(TargetNames.Raw, out var shared) || _servers.TryGetValue(TargetNames.RawFsync, out shared))
                     {
@@ -230,6 +249,27 @@ internal sealed class Runner : IAsyncDisposable
         }
     }
 
+    /// <summary>The whole file as one tus PATCH (tus-js-client's default chunkSize: Infinity), every tus target interleaved.</summary>
+    private async Task TusSingleRunsAsync(CancellationToken ct)
+    {
+        var targets = _o.Targets.Where(TargetNames.IsTus).ToList();
+        if (!_o.TusSingle || targets.Count == 0)
+        {
+            return;
+        }
+
+        var size = _o.SizeMiB * MiB;
+        for (var run = 1; run <= _o.Runs; run++)
+        {
+            foreach (var target in targets)
+            {
+                var r = await RunOnceAsync("tus-single", target, size, size, 1, run, ct);
+                _results.Add(r);
+                Log($"single PATCH run {run}/{_o.Runs} {TargetNames.Display(target),-24}: {r.MiBps,8:F1} MiB/s, peak RSS {r.PeakRssBytes / (double)MiB,6:F1} MiB");
+            }
+        }
+    }
+
     private async Task RssRunsAsync(CancellationToken ct)
     {
         if (_o.RssInflight <= 0 || !HasChunkUpload)
@@ -276,9 +316,14 @@ internal sealed class Runner : IAsyncDisposable
         string? storedPath = null;
         switch (target)
         {
-            case TargetNames.ChunkUpload or TargetNames.ChunkUploadRelaxed:
+            case TargetNames.ChunkUpload or TargetNames.ChunkUploadRelaxed or TargetNames.ChunkUploadBefore:
                 timing = await new ResumableClient(Http, server.BaseUri, _o.PollMs, _o.TestChunks).UploadAsync(SourceHandle, size, chunk, inflight, id, FileName, Bound, ct);
                 CheckServerSha(target, timing.ServerSha256, Source.Sha256OfPrefix(size));
+                break;
+            case TargetNames.ChunkUploadTus or TargetNames.ChunkUploadTusRelaxed:
+                // Timed until the last PATCH is answered; ChunkUpload answers it once the file is complete and hashed.
+                (timing, var uploadId) = await new TusClient(Http, server.BaseUri, "tus").UploadAsync(SourceHandle, 0, size, chunk, FileName, Bound, ct);
+                CheckServerSha(target, await new ResumableClient(Http, server.BaseUri, _o.PollMs).WaitCompleteAsync(uploadId, ct), Source.Sha256OfPrefix(size));
                 break;
             case TargetNames.Raw or TargetNames.RawFsync:
                 timing = await new RawPutClient(Http, server.BaseUri).UploadAsync(SourceHandle, size, id, target == TargetNames.RawFsync, Bound, ct);

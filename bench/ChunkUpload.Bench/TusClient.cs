@@ -17,10 +17,10 @@ internal sealed class TusClient
     private readonly HttpClient _http;
     private readonly Uri _endpoint;
 
-    public TusClient(HttpClient http, Uri baseUri)
+    public TusClient(HttpClient http, Uri baseUri, string path = "files")
     {
         _http = http;
-        _endpoint = new Uri(baseUri, "files");
+        _endpoint = new Uri(baseUri, path);
     }
 
     /// <summary>Uploads <paramref name="length"/> bytes from <paramref name="offset"/>; returns the timing and the upload id.</summary>
