@@ -14,6 +14,12 @@ namespace ChunkUpload.Core.Contracts;
 /// </remarks>
 public interface IUploadMetadataStore
 {
+    /// <summary>
+    /// True when several nodes share this store (a database): the engine then reads stored ranges and state from the
+    /// store at every decision instead of trusting its own memory, and claims completions here.
+    /// </summary>
+    bool IsShared { get; }
+
     /// <summary>Opens the store (creating or migrating its layout) and returns every unfinished upload with its journaled ranges.</summary>
     Task<IReadOnlyList<RecoveredUpload>> OpenAsync(CancellationToken cancellationToken);
 
@@ -44,6 +50,13 @@ public interface IUploadMetadataStore
     /// outbox, as one durable step: a crash after it repeats the event, never loses it.
     /// </summary>
     Task CompleteAsync(UploadRecord record, CompletionEvent? completion, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Claims the completion of an upload for <paramref name="claimant"/> for <paramref name="lease"/>: true for exactly
+    /// one claimant at a time while the upload is unfinished, so that the last bytes of one file arriving at two nodes
+    /// complete it once; a claim whose holder died expires with its lease.
+    /// </summary>
+    Task<bool> TryClaimCompletionAsync(UploadKey key, string claimant, TimeSpan lease, CancellationToken cancellationToken);
 
     /// <summary>Removes the record and its journal. False when there was none.</summary>
     Task<bool> DeleteAsync(UploadKey key, CancellationToken cancellationToken);

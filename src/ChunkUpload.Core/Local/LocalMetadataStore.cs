@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using System.Threading.Channels;
 using ChunkUpload.Core.Contracts;
 using ChunkUpload.Core.Errors;
@@ -43,6 +42,12 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
         _flush = options.Value.FlushToDisk;
         _logger = logger;
     }
+
+    /// <summary>One process owns a local root.</summary>
+    public bool IsShared => false;
+
+    /// <summary>One process: the engine's own gate makes completion happen once.</summary>
+    public Task<bool> TryClaimCompletionAsync(UploadKey key, string claimant, TimeSpan lease, CancellationToken cancellationToken) => Task.FromResult(true);
 
     public Task<IReadOnlyList<RecoveredUpload>> OpenAsync(CancellationToken cancellationToken)
     {
@@ -319,7 +324,7 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
         if (!IsEventId(completion.Id))
             throw new ArgumentException("Not an outbox event id.", nameof(completion));
         string path = Path.Combine(_layout.Outbox, completion.Id + ".json");
-        WriteAtomically(path, JsonSerializer.SerializeToUtf8Bytes(completion, LocalJsonContext.Default.CompletionEvent), _layout.Outbox);
+        WriteAtomically(path, UploadJson.Serialize(completion), _layout.Outbox);
         lock (_outboxLock)
             _pending[completion.Id] = completion;
         _signal.Writer.TryWrite(true);
@@ -331,7 +336,7 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
         {
             try
             {
-                if (JsonSerializer.Deserialize(File.ReadAllBytes(file), LocalJsonContext.Default.CompletionEvent) is { } e && IsEventId(e.Id))
+                if (UploadJson.DeserializeEvent(File.ReadAllBytes(file)) is { } e && IsEventId(e.Id))
                 {
                     lock (_outboxLock)
                         _pending[e.Id] = e;
@@ -384,13 +389,12 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
 
     private static int StripeOf(string hash) => Convert.ToInt32(hash[..4], 16) % StripeCount;
 
-    private static UploadRecord Read(string path) =>
-        JsonSerializer.Deserialize(File.ReadAllBytes(path), LocalJsonContext.Default.UploadRecord) ?? throw new JsonException("empty record");
+    private static UploadRecord Read(string path) => UploadJson.Deserialize(File.ReadAllBytes(path));
 
     private void Write(UploadRecord record)
     {
         string hash = record.Key.Hash;
-        WriteAtomically(_layout.RecordPath(hash), JsonSerializer.SerializeToUtf8Bytes(record, LocalJsonContext.Default.UploadRecord), _layout.SessionDirectory(hash));
+        WriteAtomically(_layout.RecordPath(hash), UploadJson.Serialize(record), _layout.SessionDirectory(hash));
     }
 
     private void WriteAtomically(string path, byte[] bytes, string directory)
@@ -431,8 +435,3 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
     private static partial void LogUnreadable(ILogger logger, Exception exception, string directory);
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true,
-    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
-[JsonSerializable(typeof(UploadRecord))]
-[JsonSerializable(typeof(CompletionEvent))]
-internal sealed partial class LocalJsonContext : JsonSerializerContext;
