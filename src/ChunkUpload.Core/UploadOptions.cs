@@ -97,6 +97,9 @@ public sealed class UploadOptions
     /// <summary>How long a sequential write waits for an earlier request on the same upload to let go before answering "locked".</summary>
     public TimeSpan WriterLockWait { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>With shared metadata: how long a node's claim on completing an upload lasts if that node dies while completing it.</summary>
+    public TimeSpan CompletionLease { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Partial uploads one concatenation may name.</summary>
     [Range(1, 100_000)]
     public int MaxConcatenationParts { get; set; } = 1000;

@@ -13,8 +13,28 @@ namespace ChunkUpload.Core.Contracts;
 /// </remarks>
 public interface IUploadDataStore
 {
-    /// <summary>Pieces are cut at multiples of this many bytes of the file (an object store's part size).</summary>
-    long PieceAlignment { get; }
+    /// <summary>
+    /// Pieces of <paramref name="upload"/> are cut at multiples of this many bytes of the file: an object store's part
+    /// size for that upload, so that a whole piece can be a whole part.
+    /// </summary>
+    long PieceAlignmentFor(UploadRecord upload);
+
+    /// <summary>
+    /// True when committed data can be read before the file is published (a local file can; the parts of an object
+    /// store's multipart upload cannot): the engine then hashes as bytes arrive, otherwise it hashes the published file.
+    /// </summary>
+    bool ReadsBeforePublish { get; }
+
+    /// <summary>
+    /// Prepares storage for a new upload (an object store starts its multipart upload and picks its part size) and
+    /// returns state for <see cref="UploadRecord.StorageState"/>, which every node then shares through the record.
+    /// Nothing is reserved. When the record is not kept (another request created the upload first), the engine calls
+    /// <see cref="DiscardPreparedAsync"/> with it.
+    /// </summary>
+    Task<string?> PrepareAsync(UploadRecord upload, CancellationToken cancellationToken);
+
+    /// <summary>Releases only what <see cref="PrepareAsync"/> made for this record (never the data of an upload with the same key).</summary>
+    Task DiscardPreparedAsync(UploadRecord upload, CancellationToken cancellationToken);
 
     /// <summary>
     /// Prepares the store, removes staging left by an earlier process (never acknowledged) and returns the key hashes
@@ -34,10 +54,13 @@ public interface IUploadDataStore
     /// </summary>
     Task CommitAsync(UploadRecord upload, IReadOnlyList<PieceCommit> commits, CancellationToken cancellationToken);
 
-    /// <summary>Opens the upload's committed data for reading (hashing, concatenation).</summary>
+    /// <summary>Opens the upload's committed data for reading before it is published (only when <see cref="ReadsBeforePublish"/>).</summary>
     IDataReader OpenData(UploadRecord upload);
 
-    /// <summary>Copies the whole finished file of <paramref name="source"/> into <paramref name="target"/>'s data at an offset, durably.</summary>
+    /// <summary>
+    /// Makes the whole finished file of <paramref name="source"/> part of <paramref name="target"/>'s data at an offset,
+    /// durably (a local store copies it; an object store may take it at publication, from the finished object).
+    /// </summary>
     Task CopyCompletedAsync(UploadRecord source, UploadRecord target, long targetOffset, CancellationToken cancellationToken);
 
     /// <summary>Makes the complete data the finished file (idempotent: after a crash it runs again).</summary>

@@ -24,7 +24,8 @@ internal sealed class Assembler(
     IUploadHooks hooks,
     UploadOptions options,
     TimeProvider time,
-    ILogger logger)
+    ILogger logger,
+    string claimant)
 {
     private const int HashBufferSize = 1024 * 1024;
     private readonly Channel<ActiveUpload> _queue = Channel.CreateUnbounded<ActiveUpload>();
@@ -99,6 +100,8 @@ internal sealed class Assembler(
         await upload.Gate.WaitAsync(cancellationToken);
         try
         {
+            if (metadata.IsShared)
+                await RefreshAsync(upload, cancellationToken);
             List<PendingPiece> batch;
             UploadRecord record;
             lock (upload.Sync)
@@ -117,7 +120,10 @@ internal sealed class Assembler(
                 await CommitAsync(upload, record, batch);
             if (record.Parts is not null)
                 await ConcatenateAsync(upload, cancellationToken);
-            AdvanceHash(upload);
+            if (metadata.IsShared && batch.Count > 0)
+                await RefreshAsync(upload, cancellationToken); // other nodes' bytes count towards completion too
+            if (data.ReadsBeforePublish)
+                AdvanceHash(upload);
 
             bool all;
             lock (upload.Sync)
@@ -128,6 +134,33 @@ internal sealed class Assembler(
         finally
         {
             upload.Gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// With a shared metadata store, other nodes write to the same uploads: the record and the stored ranges are read
+    /// from the store rather than trusted from memory. An upload finished or removed elsewhere leaves this node.
+    /// </summary>
+    private async Task RefreshAsync(ActiveUpload upload, CancellationToken cancellationToken)
+    {
+        var record = await metadata.FindAsync(upload.Key, cancellationToken);
+        var ranges = record is { State: UploadState.Receiving } ? await metadata.ReadRangesAsync(record, cancellationToken) : [];
+        lock (upload.Sync)
+        {
+            if (record is null)
+                upload.Deleted = true;
+            else
+                upload.Record = record;
+            foreach (var range in ranges)
+                upload.Stored.Add(range);
+            if (record is not { State: UploadState.Receiving })
+                SettleFinished(upload);
+        }
+
+        if (record is not { State: UploadState.Receiving })
+        {
+            uploads.Remove(upload);
+            upload.Finished.TrySetResult();
         }
     }
 
@@ -297,9 +330,24 @@ internal sealed class Assembler(
     {
         var record = upload.Record;
         long length = record.Length!.Value;
-        if (upload.HashedUpTo != length)
-            throw new InvalidOperationException($"Hashed {upload.HashedUpTo} of {length} bytes at completion.");
-        string sha256 = Convert.ToHexStringLower(upload.Hash.GetCurrentHash());
+
+        // Exactly once across nodes: the last bytes of a file arriving at two nodes at the same moment complete it once.
+        if (metadata.IsShared && !await metadata.TryClaimCompletionAsync(record.Key, claimant, options.CompletionLease, cancellationToken))
+            return;
+
+        string sha256;
+        if (data.ReadsBeforePublish)
+        {
+            if (upload.HashedUpTo != length)
+                throw new InvalidOperationException($"Hashed {upload.HashedUpTo} of {length} bytes at completion.");
+            sha256 = Convert.ToHexStringLower(upload.Hash.GetCurrentHash());
+        }
+        else
+        {
+            // An object store's parts cannot be read before the object exists: publish (idempotent), then hash it.
+            await data.PublishAsync(record, cancellationToken);
+            sha256 = await HashPublishedAsync(record, length, cancellationToken);
+        }
 
         if (record.ExpectedSha256 is { } expected && !string.Equals(expected, sha256, StringComparison.OrdinalIgnoreCase))
         {
@@ -328,7 +376,8 @@ internal sealed class Assembler(
             ? new CompletionEvent(record.Key.Hash + "-" + sha256[..16], record.Id, record.FileName, length, sha256, record.Owner, completed.CompletedAt.Value, record.Protocol)
             : null;
         await metadata.CompleteAsync(completed, completion, cancellationToken);
-        await data.PublishAsync(completed, cancellationToken);
+        if (data.ReadsBeforePublish)
+            await data.PublishAsync(completed, cancellationToken);
 
         lock (upload.Sync)
         {
@@ -345,6 +394,31 @@ internal sealed class Assembler(
 
         if (completed.ConcatenatedInto is { } final && uploads.TryGet(new UploadKey(record.Owner, final), out var concatenation))
             Enqueue(concatenation);
+    }
+
+    private async Task<string> HashPublishedAsync(UploadRecord record, long length, CancellationToken cancellationToken)
+    {
+        var published = await data.OpenCompletedAsync(record, cancellationToken)
+            ?? throw new IOException($"The published file of upload {record.Id} cannot be read back.");
+        if (published.Length != length)
+            throw new IOException($"The published file of upload {record.Id} is {published.Length} bytes, not {length}.");
+        await using var stream = published.PhysicalPath is { } path
+            ? File.OpenRead(path)
+            : await published.OpenRange!(0, length, cancellationToken);
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(HashBufferSize);
+        try
+        {
+            int read;
+            while ((read = await stream.ReadAsync(buffer, cancellationToken)) > 0)
+                hash.AppendData(buffer, 0, read);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
     // The parts of a finished concatenation are not files of their own: remove them.

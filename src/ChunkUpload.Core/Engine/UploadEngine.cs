@@ -15,7 +15,7 @@ namespace ChunkUpload.Core.Engine;
 /// The one engine under every protocol. An upload is an id and owner, an optional length, the byte ranges durably
 /// stored, a record and a state; protocols translate their wire format into these operations: create, write a
 /// range from a stream, query, declare the length, concatenate, delete and read the finished file. Bytes stream
-/// from the request into staged pieces (cut at <see cref="IUploadDataStore.PieceAlignment"/>), the assembler commits
+/// from the request into staged pieces (cut at <see cref="IUploadDataStore.PieceAlignmentFor"/>), the assembler commits
 /// them at their offsets and journals them, and a write returns only once what it reports is durable.
 /// </summary>
 /// <remarks>
@@ -55,10 +55,14 @@ public sealed class UploadEngine
         _time = time;
         _logger = logger;
         _policy = new UploadPolicy(_options, metadata, _options.ResolveStorageRoot());
-        _assembler = new Assembler(_uploads, metadata, data, hooks, _options, time, logger);
+        NodeId = $"{Environment.MachineName}:{Environment.ProcessId}:{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
+        _assembler = new Assembler(_uploads, metadata, data, hooks, _options, time, logger, NodeId);
     }
 
     public UploadOptions Options => _options;
+
+    /// <summary>This engine's name among the nodes sharing a metadata store (it claims completions under it).</summary>
+    public string NodeId { get; }
 
     /// <summary>Uploads in progress (in memory).</summary>
     public int ActiveCount => _uploads.Count;
@@ -233,9 +237,21 @@ public sealed class UploadEngine
                 return (raced.Snapshot(ExpiryOf), false);
             }
 
-            var result = await _metadata.CreateAsync(record, new CreationLimits(_options.MaxActiveUploadsPerClient), cancellationToken);
+            record.StorageState = await _data.PrepareAsync(record, cancellationToken);
+            CreateResult result;
+            try
+            {
+                result = await _metadata.CreateAsync(record, new CreationLimits(_options.MaxActiveUploadsPerClient), cancellationToken);
+            }
+            catch
+            {
+                await _data.DiscardPreparedAsync(record, CancellationToken.None);
+                throw;
+            }
+
             if (!result.Created)
             {
+                await _data.DiscardPreparedAsync(record, CancellationToken.None); // what was prepared for the record that lost the race
                 CheckProtocol(result.Record, spec.Protocol);
                 return (SnapshotOf(result.Record), false);
             }
@@ -509,7 +525,7 @@ public sealed class UploadEngine
     {
         bool keepPartial = options.KeepPartial && options.Verifier is null;
         var record = active.Record;
-        long alignment = _data.PieceAlignment;
+        long alignment = _data.PieceAlignmentFor(record);
         var handed = new List<PendingPiece>();
         var staged = new List<IStagedPiece>();
         IStagedPiece? current = null;

@@ -22,10 +22,19 @@ public sealed class LocalDataStore : IUploadDataStore
     {
         _layout = layout;
         _flush = options.Value.FlushToDisk;
-        PieceAlignment = options.Value.SegmentSize;
+        _segmentSize = options.Value.SegmentSize;
     }
 
-    public long PieceAlignment { get; }
+    private readonly long _segmentSize;
+
+    public long PieceAlignmentFor(UploadRecord upload) => _segmentSize;
+
+    public bool ReadsBeforePublish => true;
+
+    /// <summary>Nothing to prepare: the file in <c>parts/</c> is created when the first bytes are committed.</summary>
+    public Task<string?> PrepareAsync(UploadRecord upload, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+
+    public Task DiscardPreparedAsync(UploadRecord upload, CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task<IReadOnlyList<string>> OpenAsync(CancellationToken cancellationToken)
     {

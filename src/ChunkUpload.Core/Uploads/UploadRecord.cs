@@ -59,6 +59,9 @@ public sealed class UploadRecord
     /// <summary>For a partial upload: the concatenation that consumes it.</summary>
     public string? ConcatenatedInto { get; set; }
 
+    /// <summary>The data store's own state for the upload (an object store's multipart upload id and part size), opaque to the engine.</summary>
+    public string? StorageState { get; set; }
+
     // Version 1 (resumable.js only) kept the chunk geometry at the top level; read for migration, never written.
     [JsonPropertyName("chunkSize")]
     public long? LegacyChunkSize { get; set; }
