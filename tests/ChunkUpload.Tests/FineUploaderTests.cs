@@ -337,6 +337,56 @@ public sealed class FineUploaderTests : ServerTest
         Assert.Equal(1000, (await Client.StatusAsync(file.Uuid)).GetProperty("storedBytes").GetInt64());
     }
 
+    [Fact]
+    public async Task Swagger_Documents_The_Endpoints_With_Summaries()
+    {
+        var swagger = await Client.Http.GetFromJsonAsync<JsonElement>("/swagger/v1/swagger.json");
+        var paths = swagger.GetProperty("paths");
+        foreach (var (path, method) in new[] { ("/fineuploader", "post"), ("/fineuploader/done", "post"), ("/fineuploader/{uuid}", "delete") })
+        {
+            Assert.True(paths.TryGetProperty(path, out var item), path + " is not documented");
+            Assert.False(string.IsNullOrWhiteSpace(item.GetProperty(method).GetProperty("summary").GetString()), path + " has no summary");
+        }
+    }
+
+    [Fact]
+    public async Task Cors_Preflight_Allows_The_Headers_Fine_Uploader_Sends()
+    {
+        using var app = new ChunkUploadApplication(Dir.StorageRoot + "-cors", new Dictionary<string, string?> { ["Cors:AllowedOrigins:0"] = "http://page.example" });
+        var preflight = new HttpRequestMessage(HttpMethod.Options, "/fineuploader");
+        preflight.Headers.Add("Origin", "http://page.example");
+        preflight.Headers.Add("Access-Control-Request-Method", "POST");
+        preflight.Headers.Add("Access-Control-Request-Headers", "cache-control, x-requested-with, x-mime-type");
+        using var response = await app.CreateClient().SendAsync(preflight);
+        Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
+        Assert.Equal("http://page.example", response.Headers.GetValues("Access-Control-Allow-Origin").Single());
+        var allowed = string.Join(',', response.Headers.GetValues("Access-Control-Allow-Headers"));
+        foreach (var header in new[] { "cache-control", "x-requested-with", "x-mime-type" })
+            Assert.Contains(header, allowed, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task With_Auth_On_A_Request_Without_Credentials_Is_401_In_Fine_Uploader_Json()
+    {
+        using var app = new ChunkUploadApplication(Dir.StorageRoot + "-auth", new Dictionary<string, string?>
+        {
+            ["Auth:Enabled"] = "true",
+            ["Auth:ApiKeys:0:Key"] = "alice-key-0123456789abcdef",
+            ["Auth:ApiKeys:0:Owner"] = "alice",
+        });
+        var anonymous = app.CreateClient();
+        var file = FuFile.Random("auth.bin", 2000, partSize: 1000);
+        using (var part = await anonymous.PostAsync("/fineuploader", Multipart(file.PartParameters(0), file.Slice(0))))
+            await AssertFailureAsync(part, HttpStatusCode.Unauthorized, "unauthenticated");
+        using (var done = await anonymous.PostAsync("/fineuploader/done", Form(file.DoneParameters())))
+            await AssertFailureAsync(done, HttpStatusCode.Unauthorized, "unauthenticated");
+
+        var alice = app.CreateClient();
+        alice.DefaultRequestHeaders.Add("X-Api-Key", "alice-key-0123456789abcdef");
+        using var allowed = await alice.PostAsync("/fineuploader", Multipart(file.PartParameters(0), file.Slice(0)));
+        await AssertSuccessAsync(allowed);
+    }
+
     // ------------------------------------------------------------------ hostile input
 
     public static TheoryData<string, string, string> RefusedValues => new()

@@ -68,8 +68,7 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
         if (context.Response.HasStarted)
             return;
         context.Response.Clear();
-        var responder = context.GetEndpoint()?.Metadata.GetMetadata<IErrorResponder>();
-        await (responder?.Reject(context, error, detail, retryAfter) ?? Problems.From(error, detail, retryAfter)).ExecuteAsync(context);
+        await Problems.For(context, error, detail, retryAfter).ExecuteAsync(context);
     }
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Rejected {Method} {Path} for upload {Identifier}: {Code} ({Status}) {Detail}")]
