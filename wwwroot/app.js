@@ -1,14 +1,18 @@
-// ChunkUpload page: resumable.js (default) or flow.js (?lib=flow) against the ChunkUpload server.
-// Server contract: GET /config, GET+POST /upload, GET+DELETE /uploads/{id}, GET /files/{id};
-// errors are application/problem+json with a human-readable `detail`.
+// ChunkUpload page: resumable.js (default), flow.js (?lib=flow) or Fine Uploader (?lib=fineuploader) against the
+// ChunkUpload server. Server contract: GET /config, GET+POST /upload (resumable.js, flow.js), POST /fineuploader and
+// /fineuploader/done (Fine Uploader), GET+DELETE /uploads/{id}, GET /files/{id}; errors are application/problem+json
+// with a human-readable `detail`, or Fine Uploader's JSON with `error`.
 (function () {
   'use strict';
 
   var params = new URLSearchParams(location.search);
-  var LIB = params.get('lib') === 'flow' ? 'flow' : 'resumable';
+  var LIB = { flow: 'flow', fineuploader: 'fineuploader' }[params.get('lib')] || 'resumable';
   var MAX_RETRY_DELAY_MS = 30000;
   var MAX_RETRY_AFTER_MS = 300000;
   var MAX_CHUNK_RETRIES = 200;
+  // Fine Uploader retries after a fixed delay (no backoff, no Retry-After); the count starts again after each part.
+  var FU_RETRY_DELAY_S = 2;
+  var FU_MAX_AUTO_ATTEMPTS = 30;
 
   var $ = function (id) { return document.getElementById(id); };
   var els = {
@@ -60,6 +64,7 @@
       try {
         var p = JSON.parse(text);
         if (p && (p.detail || p.title)) return p.detail || p.title;
+        if (p && typeof p.error === 'string' && p.error) return p.error; // Fine Uploader's JSON
       } catch (e) { /* not JSON */ }
     }
     return describeStatus(status);
@@ -111,6 +116,8 @@
       xhr.addEventListener('readystatechange', function () {
         if (xhr.readyState === 4) onChunkResponse(xhr, info);
       });
+    } else if (info && info.method !== 'GET' && /\/fineuploader(\/done)?(\?|$)/.test(info.url)) {
+      watchFineUploader(this, info, body);
     }
     return originalSend.apply(this, arguments);
   };
@@ -131,6 +138,32 @@
       retryAfterMs: isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : 0,
       detail: problemDetail(xhr.responseText, xhr.status)
     });
+  }
+
+  // Fine Uploader reads a failed part's answer, then aborts the file's other parts, and with them the failed
+  // request itself (its status turns 0) before it reports the failure: keep the first failure of each burst here,
+  // ahead of the library's own handler, which it sets before send().
+  function watchFineUploader(xhr, info, body) {
+    var q = new URL(info.url, location.href).searchParams;
+    var uuid = q.get('qquuid') ||
+      (body instanceof FormData ? body.get('qquuid') : typeof body === 'string' ? new URLSearchParams(body).get('qquuid') : null);
+    var handler = xhr.onreadystatechange;
+    if (!uuid || !handler) return;
+    xhr.onreadystatechange = function () {
+      if (xhr.readyState === 4) {
+        var json = null;
+        try { json = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+        if (xhr.status >= 200 && xhr.status < 300 && json && json.success && !json.reset) {
+          lastFailure.delete(uuid);
+        } else if (!lastFailure.has(uuid)) {
+          lastFailure.set(uuid, {
+            status: xhr.status, chunk: 0, retryAfterMs: 0, text: xhr.responseText,
+            detail: problemDetail(xhr.responseText, xhr.status)
+          });
+        }
+      }
+      return handler.apply(this, arguments);
+    };
   }
 
   // ---------- library adapters ----------
@@ -202,8 +235,160 @@
       cancel: function (f) { f.cancel(); },
       retry: function (f) { f.retry(); },
       forget: function (f) { uploader.removeFile(f); }
+    },
+    fineuploader: {
+      title: 'Fine Uploader',
+      available: function () { return !!(window.qq && typeof window.qq.FineUploaderBasic === 'function'); },
+      create: createFineUploader,
+      name: function (f) { return f.name; },
+      path: function (f) { return f.relativePath; },
+      progress: function (f) { return f.size === 0 ? (f.finished ? 1 : 0) : f.loaded / f.size; },
+      sent: function (f) { return f.loaded; },
+      start: function () { uploader.fu.uploadStoredFiles(); },
+      // Pausing aborts the parts in flight; their failures are not problems to report.
+      pause: function (f) {
+        f.pausing = true;
+        uploader.fu.pauseUpload(f.fuId);
+        f.pausing = false;
+        lastFailure.delete(f.uniqueIdentifier);
+      },
+      resume: function (f) { uploader.fu.continueUpload(f.fuId); },
+      cancel: function (f) { uploader.fu.cancel(f.fuId); },
+      // The client refuses to retry a file the server answered with preventRetry: say so again.
+      retry: function (f) { if (!uploader.fu.retry(f.fuId)) fileFailed(f.uniqueIdentifier, f.lastResponse); },
+      forget: function () {}
     }
   };
+
+  // Fine Uploader (core build, qq.FineUploaderBasic) against /fineuploader: chunked with parts in parallel and a
+  // completion request, resumable from its localStorage records after a reload, retried automatically. It has no
+  // file objects of its own; each file becomes { uniqueIdentifier: its qquuid, ... } for the rest of the page.
+  function createFineUploader() {
+    var files = {}; // Fine Uploader id -> file
+    var submitted = [];
+    var fu = new window.qq.FineUploaderBasic({
+      autoUpload: false, // the page asks the server what it already has first (checkServer), then starts
+      warnBeforeUnload: false, // leaving is safe: the same file resumes later
+      maxConnections: config.simultaneousUploads,
+      request: { endpoint: '/fineuploader' },
+      chunking: {
+        enabled: true,
+        partSize: config.chunkSize,
+        concurrent: { enabled: true },
+        success: { endpoint: '/fineuploader/done' }
+      },
+      resume: { enabled: true },
+      retry: { enableAuto: true, maxAutoAttempts: FU_MAX_AUTO_ATTEMPTS, autoAttemptDelay: FU_RETRY_DELAY_S },
+      validation: { allowEmpty: true, sizeLimit: config.maxFileSize || 0 },
+      callbacks: {
+        onSubmitted: function (id, name) {
+          var blob = fu.getFile(id);
+          var f = files[id] = {
+            fuId: id, uniqueIdentifier: fu.getUuid(id), name: name, size: fu.getSize(id),
+            relativePath: blob && (blob.webkitRelativePath || droppedPaths.get(blob)), loaded: 0, finished: false, lastResponse: ''
+          };
+          submitted.push(f);
+          if (submitted.length === 1) {
+            setTimeout(function () { var batch = submitted; submitted = []; filesAdded(batch, []); }, 0);
+          }
+        },
+        onProgress: function (id, name, loaded) { if (files[id]) files[id].loaded = loaded; },
+        // A resumed file whose upload the server no longer has starts over from its first part: answered by the
+        // server instead ("reset"), it would break Fine Uploader while other parts are in flight.
+        onResume: function (id) {
+          var item = files[id] && items.get(files[id].uniqueIdentifier);
+          return !(item && item.serverMissing);
+        },
+        // The answer itself was kept by watchFineUploader; a failure without one (a file that can no longer be
+        // read) or a refused file (id null) has only the library's reason.
+        onError: function (id, name, reason) {
+          var f = files[id];
+          if (id === null || id === undefined || !f) { showPageError(reason); return; }
+          if (!f.pausing && !lastFailure.has(f.uniqueIdentifier)) {
+            lastFailure.set(f.uniqueIdentifier, { status: 0, chunk: 0, retryAfterMs: 0, text: '', detail: reason });
+          }
+        },
+        onAutoRetry: function (id) {
+          var f = files[id];
+          if (f && !f.pausing) retrying(f.uniqueIdentifier, function () {}, FU_RETRY_DELAY_S * 1000);
+        },
+        onComplete: function (id, name, response) {
+          var f = files[id];
+          if (!f) return;
+          if (response && response.success) {
+            f.finished = true;
+            f.loaded = f.size;
+            chunksDone(f.uniqueIdentifier);
+          } else if (!f.pausing) {
+            var failure = lastFailure.get(f.uniqueIdentifier);
+            f.lastResponse = failure && failure.text ? failure.text : JSON.stringify({ error: failure ? failure.detail : (response && response.error) || '' });
+            fileFailed(f.uniqueIdentifier, f.lastResponse);
+            lastFailure.delete(f.uniqueIdentifier);
+          }
+        }
+      }
+    });
+    var droppedPaths = new WeakMap(); // File -> path inside a dropped folder
+    var add = function (list) { if (list && list.length) fu.addFiles(Array.prototype.slice.call(list)); };
+    return {
+      fu: fu,
+      assignBrowse: function (input) {
+        input.addEventListener('change', function () { add(input.files); input.value = ''; });
+      },
+      assignDrop: function (zone) {
+        zone.addEventListener('dragover', function (e) { e.preventDefault(); });
+        zone.addEventListener('drop', function (e) {
+          e.preventDefault();
+          if (e.dataTransfer) droppedFiles(e.dataTransfer, droppedPaths, add);
+        });
+      }
+    };
+  }
+
+  // The files of a drop, folders walked (Fine Uploader's core build has no drop support of its own).
+  function droppedFiles(dataTransfer, paths, done) {
+    var items = dataTransfer.items;
+    if (!items || !items.length || typeof items[0].webkitGetAsEntry !== 'function') {
+      done(dataTransfer.files);
+      return;
+    }
+    var files = [];
+    var pending = 1;
+    var finish = function () { if (--pending === 0) done(files); };
+    var walk = function (entry) {
+      pending++;
+      if (entry.isFile) {
+        entry.file(function (file) {
+          if (entry.fullPath.lastIndexOf('/') > 0) paths.set(file, entry.fullPath.replace(/^\//, ''));
+          files.push(file);
+          finish();
+        }, finish);
+      } else if (entry.isDirectory) {
+        var reader = entry.createReader();
+        var readMore = function () {
+          reader.readEntries(function (list) {
+            if (!list.length) { finish(); return; }
+            list.forEach(walk);
+            readMore();
+          }, finish);
+        };
+        readMore();
+      } else {
+        finish();
+      }
+    };
+    var entries = [];
+    for (var i = 0; i < items.length; i++) {
+      var entry = items[i].kind === 'file' && items[i].webkitGetAsEntry();
+      if (entry) entries.push(entry);
+    }
+    if (!entries.length) {
+      done(dataTransfer.files);
+      return;
+    }
+    entries.forEach(walk);
+    finish();
+  }
 
   // resumable.js's upload() does nothing while any chunk is in flight, and pausing one file frees its
   // slots without refilling them; fill every free slot with the next pending chunk.
@@ -349,7 +534,8 @@
         setNote(item, 'resuming: ' + percent(present / Math.max(1, status.totalSize)) + ' already on the server');
       }
     }).catch(function (e) {
-      if (e.status !== 404) setNote(item, 'Could not ask the server about earlier progress: ' + e.message);
+      if (e.status === 404) item.serverMissing = true;
+      else setNote(item, 'Could not ask the server about earlier progress: ' + e.message);
     });
   }
 
@@ -359,13 +545,14 @@
     note.hidden = !text;
   }
 
-  function retrying(id, setDelay) {
+  // fixedDelayMs: the library waits that long whatever the page says (Fine Uploader).
+  function retrying(id, setDelay, fixedDelayMs) {
     var item = items.get(id);
     var failure = lastFailure.get(id);
     lastFailure.delete(id);
     var chunk = failure ? failure.chunk : 0;
     var attempt = item ? (item.attempts[chunk] = (item.attempts[chunk] || 0) + 1) : 1;
-    var delay = Math.min(1000 * Math.pow(2, attempt - 1), MAX_RETRY_DELAY_MS);
+    var delay = fixedDelayMs || Math.min(1000 * Math.pow(2, attempt - 1), MAX_RETRY_DELAY_MS);
     if (failure && failure.retryAfterMs) delay = Math.max(delay, Math.min(failure.retryAfterMs, MAX_RETRY_AFTER_MS));
     setDelay(delay);
     if (!item || item.cancelled) return;
@@ -548,13 +735,24 @@
     });
   }
 
+  // "use X or Y instead": links to the page with each other library.
+  function renderLibrarySwitch() {
+    var others = Object.keys(adapters).filter(function (k) { return k !== LIB; });
+    els.librarySwitch.textContent = 'use ';
+    others.forEach(function (k, i) {
+      if (i > 0) els.librarySwitch.appendChild(document.createTextNode(i === others.length - 1 ? ' or ' : ', '));
+      var link = document.createElement('a');
+      link.href = k === 'resumable' ? location.pathname : '?lib=' + k;
+      link.textContent = adapters[k].title;
+      els.librarySwitch.appendChild(link);
+    });
+    els.librarySwitch.appendChild(document.createTextNode(' instead'));
+  }
+
   function start() {
     adapter = adapters[LIB];
     els.libraryName.textContent = adapter.title;
-    if (LIB === 'flow') {
-      els.librarySwitch.href = location.pathname;
-      els.librarySwitch.textContent = 'use resumable.js instead';
-    }
+    renderLibrarySwitch();
     document.documentElement.dataset.library = LIB;
     if (!adapter.available()) {
       showPageError(adapter.title + ' did not load. The server installs it with "npm ci"; ask the administrator to run it.');

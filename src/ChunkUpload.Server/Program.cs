@@ -20,6 +20,7 @@ app.UseChunkUploadApiDocs();
 
 app.MapResumableApi(app.Configuration);
 app.MapTusApi(app.Configuration);
+app.MapFineUploaderApi(app.Configuration);
 app.MapUploadsApi(app.Configuration);
 app.MapServiceApi();
 

@@ -26,6 +26,8 @@ public static class UploadErrors
     public static readonly UploadError ChunkCountMismatch = new("chunk_count_mismatch", 400, "The total chunk count does not match the file and chunk size");
     public static readonly UploadError ChunkSizeMismatch = new("chunk_size_mismatch", 400, "The declared chunk length does not match the chunk's place in the file");
     public static readonly UploadError ChunkLengthMismatch = new("chunk_length_mismatch", 400, "The chunk body length does not match the expected length");
+    public static readonly UploadError PartOffsetMismatch = new("part_offset_mismatch", 400, "The part's byte offset does not match its index and the part size");
+    public static readonly UploadError PartsMissing = new("parts_missing", 409, "Parts of the file never arrived");
     public static readonly UploadError MalformedMultipart = new("malformed_multipart", 400, "The multipart body could not be read");
     public static readonly UploadError IncompleteBody = new("incomplete_body", 400, "The request body ended before the chunk was complete");
     public static readonly UploadError MissingFilePart = new("missing_file_part", 400, "The multipart body has no file part");

@@ -6,7 +6,8 @@ namespace ChunkUpload.Server.Http;
 /// <summary>
 /// One place where failures become answers. Catalog errors keep their status; a malformed or oversized request is
 /// a 400; a client that went away gets nothing; a storage fault a retry can fix is a 503 (507 for a full disk),
-/// never a 500 (resumable.js and flow.js abort the whole file on 500); only a bug is a 500.
+/// never a 500 (resumable.js and flow.js abort the whole file on 500); only a bug is a 500. The body is problem+json
+/// unless the endpoint carries an <see cref="IErrorResponder"/>.
 /// </summary>
 public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogger<ErrorHandlingMiddleware> logger)
 {
@@ -67,7 +68,7 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
         if (context.Response.HasStarted)
             return;
         context.Response.Clear();
-        await Problems.From(error, detail, retryAfter).ExecuteAsync(context);
+        await Problems.For(context, error, detail, retryAfter).ExecuteAsync(context);
     }
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Rejected {Method} {Path} for upload {Identifier}: {Code} ({Status}) {Detail}")]
@@ -81,6 +82,15 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
 
     [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Unexpected failure during {Method} {Path}")]
     private static partial void LogUnexpected(ILogger logger, Exception exception, string method, PathString path);
+}
+
+/// <summary>
+/// Endpoint metadata for a protocol whose clients read errors in a shape of their own (Fine Uploader's JSON): the
+/// middleware answers that endpoint's refusals through it instead of problem+json, whatever threw them.
+/// </summary>
+public interface IErrorResponder
+{
+    IResult Reject(HttpContext context, UploadError failure, string detail, int? retryAfterSeconds);
 }
 
 /// <summary>Errors that only the HTTP layer produces.</summary>

@@ -7,6 +7,11 @@ public static class Problems
 {
     public static IResult From(UploadException exception) => From(exception.Error, exception.Message, exception.RetryAfterSeconds);
 
+    /// <summary>A refusal of this request in its endpoint's own error shape (<see cref="IErrorResponder"/>), else problem+json.</summary>
+    public static IResult For(HttpContext context, UploadError error, string detail, int? retryAfterSeconds = null) =>
+        context.GetEndpoint()?.Metadata.GetMetadata<IErrorResponder>()?.Reject(context, error, detail, retryAfterSeconds)
+        ?? From(error, detail, retryAfterSeconds);
+
     public static IResult From(UploadError error, string detail, int? retryAfterSeconds = null)
     {
         var problem = TypedResults.Problem(
