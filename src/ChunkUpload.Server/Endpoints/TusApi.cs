@@ -85,7 +85,7 @@ public static class TusApi
             Protocol = Protocol,
             FileName = TusMetadata.First(metadata, "filename", "name") ?? "",
             ContentType = TusMetadata.First(metadata, "filetype", "type"),
-            RelativePath = TusMetadata.First(metadata, "relativePath"),
+            RelativePath = RelativePathOf(metadata),
             Properties = string.IsNullOrEmpty(metadataHeader) ? null : new Dictionary<string, string> { [MetadataProperty] = metadataHeader },
             ExpectedSha256 = Digests.ReprSha256(request),
         };
@@ -287,6 +287,10 @@ public static class TusApi
 
         return ids;
     }
+
+    // Uppy sends every meta field as String(value): a file not picked from a folder has the relativePath "null".
+    private static string? RelativePathOf(Dictionary<string, string?> metadata) =>
+        TusMetadata.First(metadata, "relativePath") is { } path && path != "null" ? path : null;
 
     private static string LocationOf(HttpRequest request, string id) => request.PathBase + BasePath + "/" + Uri.EscapeDataString(id);
 
