@@ -131,6 +131,29 @@ public sealed partial class UppyPageTests(BrowserFixture fixture, ITestOutputHel
         Assert.Equal(size - first, patches.Sum(p => p.BodyBytes));
     }
 
+    [Fact]
+    public async Task A_refused_tus_upload_shows_the_servers_problem_detail_in_its_row()
+    {
+        const string name = "refused-uppy.bin";
+        var file = CreateFile(name, MiB);
+        await _page.RouteAsync(url => new Uri(url).AbsolutePath == "/tus", async route =>
+        {
+            await route.FulfillAsync(new RouteFulfillOptions
+            {
+                Status = 413,
+                ContentType = "application/problem+json",
+                Headers = new Dictionary<string, string> { ["Tus-Resumable"] = "1.0.0" },
+                Body = """{"type":"about:blank","title":"Payload Too Large","status":413,"detail":"This server takes files up to 1 KB; this one is 1 MB.","code":"file_too_large"}""",
+            });
+        });
+        await OpenPageAsync();
+
+        await DashboardFileInput().SetInputFilesAsync(file);
+
+        var row = await WaitForStateAsync(name, "error");
+        await Expect(row.Locator(".status")).ToHaveTextAsync("Failed: This server takes files up to 1 KB; this one is 1 MB.");
+    }
+
     // ---------- helpers ----------
 
     private sealed record TusRequest(string Method, string Url, long Offset, long BodyBytes, string Metadata);
