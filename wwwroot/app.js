@@ -1,12 +1,13 @@
-// ChunkUpload page: resumable.js (default), flow.js (?lib=flow) or Fine Uploader (?lib=fineuploader) against the
-// ChunkUpload server. Server contract: GET /config, GET+POST /upload (resumable.js, flow.js), POST /fineuploader and
-// /fineuploader/done (Fine Uploader), GET+DELETE /uploads/{id}, GET /files/{id}; errors are application/problem+json
-// with a human-readable `detail`, or Fine Uploader's JSON with `error`.
+// ChunkUpload page: resumable.js (default), flow.js (?lib=flow), Fine Uploader (?lib=fineuploader) or Uppy's
+// Dashboard with tus (?lib=uppy) against the ChunkUpload server. Server contract: GET /config, GET+POST /upload
+// (resumable.js, flow.js), POST /fineuploader and /fineuploader/done (Fine Uploader), tus at /tus (Uppy),
+// GET+DELETE /uploads/{id}, GET /files/{id}; errors are application/problem+json with a human-readable `detail`, or
+// Fine Uploader's JSON with `error`.
 (function () {
   'use strict';
 
   var params = new URLSearchParams(location.search);
-  var LIB = { flow: 'flow', fineuploader: 'fineuploader' }[params.get('lib')] || 'resumable';
+  var LIB = ({ flow: 'flow', fineuploader: 'fineuploader', uppy: 'uppy' })[params.get('lib')] || 'resumable';
   var MAX_RETRY_DELAY_MS = 30000;
   var MAX_RETRY_AFTER_MS = 300000;
   var MAX_CHUNK_RETRIES = 200;
@@ -20,7 +21,8 @@
     limits: $('limits'), pageError: $('page-error'), list: $('file-list'), template: $('file-template'),
     overallBar: $('overall-progress'), overallText: $('overall-text'), announcer: $('announcer'),
     pauseAll: $('pause-all'), resumeAll: $('resume-all'), cancelAll: $('cancel-all'),
-    libraryName: $('library-name'), librarySwitch: $('library-switch')
+    libraryName: $('library-name'), librarySwitch: $('library-switch'), pickers: $('pickers'),
+    dropHint: $('drop-hint')
   };
 
   var config = null;
@@ -201,6 +203,7 @@
         r.on('fileRetry', function (file) { retrying(file.uniqueIdentifier, function (ms) { file.opts.chunkRetryInterval = ms; }); });
         return r;
       },
+      id: function (f) { return f.uniqueIdentifier; },
       name: function (f) { return f.fileName; },
       path: function (f) { return f.relativePath; },
       // resumable.js divides by the file size: an empty file reports NaN.
@@ -225,6 +228,7 @@
         f.on('fileRetry', function (file) { retrying(file.uniqueIdentifier, function (ms) { uploader.opts.chunkRetryInterval = ms; }); });
         return f;
       },
+      id: function (f) { return f.uniqueIdentifier; },
       name: function (f) { return f.name; },
       path: function (f) { return f.relativePath; },
       progress: function (f) { return f.progress(); },
@@ -240,6 +244,7 @@
       title: 'Fine Uploader',
       available: function () { return !!(window.qq && typeof window.qq.FineUploaderBasic === 'function'); },
       create: createFineUploader,
+      id: function (f) { return f.uniqueIdentifier; },
       name: function (f) { return f.name; },
       path: function (f) { return f.relativePath; },
       progress: function (f) { return f.size === 0 ? (f.finished ? 1 : 0) : f.loaded / f.size; },
@@ -257,6 +262,22 @@
       // The client refuses to retry a file the server answered with preventRetry: say so again.
       retry: function (f) { if (!uploader.fu.retry(f.fuId)) fileFailed(f.uniqueIdentifier, f.lastResponse); },
       forget: function () {}
+    },
+    // Uppy's Dashboard has its own add, pause, resume, retry and remove controls (the page's buttons are hidden,
+    // so no actions here); the rows follow Uppy's events (see createUppy) and show what the server reports.
+    uppy: {
+      title: 'Uppy (tus)',
+      available: function () { return !!(window.Uppy && window.Uppy.Uppy && window.Uppy.Dashboard && window.Uppy.Tus); },
+      create: createUppy,
+      id: function (f) { return f.id; },
+      name: function (f) { return f.name; },
+      path: function (f) { return typeof f.meta.relativePath === 'string' ? f.meta.relativePath : null; },
+      progress: function (f) {
+        var now = uploader.getFile(f.id) || f;
+        if (now.progress.uploadComplete) return 1;
+        return now.size ? (now.progress.bytesUploaded || 0) / now.size : 0;
+      },
+      sent: function (f) { var now = uploader.getFile(f.id) || f; return now.progress.bytesUploaded || 0; }
     }
   };
 
@@ -404,7 +425,7 @@
 
   // ---------- items (one per file row) ----------
   function createItem(file) {
-    var id = file.uniqueIdentifier;
+    var id = adapter.id(file);
     var row = els.template.content.firstElementChild.cloneNode(true);
     var name = adapter.path(file) || adapter.name(file);
     row.dataset.id = id;
@@ -412,7 +433,9 @@
     row.querySelector('.size').textContent = formatBytes(file.size);
     row.querySelector('.bar').setAttribute('aria-label', 'Upload progress of ' + name);
     var item = {
-      id: id, file: file, name: name, size: file.size, row: row, state: 'queued',
+      // serverId is the upload's id on the server: the resumable.js/flow.js identifier; for tus the last segment
+      // of the upload URL, known once the server created it.
+      id: id, serverId: LIB === 'uppy' ? null : id, file: file, name: name, size: file.size, row: row, state: 'queued',
       attempts: {}, retryUntil: 0, lastFailureText: '', errorText: '', serverAlready: 0,
       samples: [], speed: 0, sha256: null, polling: false, cancelled: false
     };
@@ -485,7 +508,8 @@
   // DELETE removes stored chunks and any (partial) file. A chunk that was already on the wire when the
   // user cancelled can still land after the first DELETE, so check once more and delete again.
   function deleteOnServer(item) {
-    var url = '/uploads/' + encodeURIComponent(item.id);
+    if (!item.serverId) return;
+    var url = '/uploads/' + encodeURIComponent(item.serverId);
     var del = function () { return fetch(url, { method: 'DELETE' }); };
     del().then(function () {
       return new Promise(function (resolve) { setTimeout(resolve, 1500); });
@@ -523,7 +547,7 @@
   }
 
   function checkServer(item) {
-    return fetchJson('/uploads/' + encodeURIComponent(item.id)).then(function (status) {
+    return fetchJson('/uploads/' + encodeURIComponent(item.serverId)).then(function (status) {
       if (!status || status.totalSize !== item.size) return;
       var missing = (status.missingChunks || []).reduce(function (n, c) { return n + chunkSizeAt(status, c); }, 0);
       var present = status.state === 'complete' ? status.totalSize : status.totalSize - missing;
@@ -586,7 +610,7 @@
     var delay = 250;
     var tick = function () {
       if (item.cancelled) { item.polling = false; return; }
-      fetchJson('/uploads/' + encodeURIComponent(item.id)).then(function (status) {
+      fetchJson('/uploads/' + encodeURIComponent(item.serverId)).then(function (status) {
         if (status.state === 'complete') {
           item.polling = false;
           item.sha256 = status.sha256;
@@ -613,6 +637,118 @@
       });
     };
     tick();
+  }
+
+  // ---------- Uppy (tus) ----------
+  // Uppy's tus plugin (tus-js-client inside) remembers each upload URL in localStorage under the file's Uppy id
+  // (name, type, relative path, size, modification time): after a reload, adding the same file HEADs that URL and
+  // sends only what the server is missing.
+  var tusRequestFile = new WeakMap(); // tus request -> Uppy file id (onBeforeRequest is told the file, onAfterResponse not)
+  var TUS_RETRY_DELAYS = [100, 1000, 3000, 5000, 10000, 20000, 30000, 30000, 30000, 30000];
+
+  function createUppy() {
+    var U = window.Uppy;
+    var uppy = new U.Uppy({
+      autoProceed: true,
+      restrictions: { maxFileSize: config.maxFileSize || null }
+    });
+    uppy.use(U.Dashboard, {
+      inline: true,
+      target: '#uppy-dashboard',
+      width: '100%',
+      height: 340,
+      fileManagerSelectionType: 'both',
+      showProgressDetails: true,
+      proudlyDisplayPoweredByUppy: false
+    });
+    uppy.use(U.Tus, {
+      endpoint: new URL('/tus', location.href).href,
+      chunkSize: config.chunkSize,
+      limit: config.simultaneousUploads,
+      retryDelays: TUS_RETRY_DELAYS,
+      onBeforeRequest: function (req, file) { tusRequestFile.set(req, file.id); },
+      onAfterResponse: function (req, res) { tusResponse(items.get(tusRequestFile.get(req)), req, res); }
+    });
+
+    uppy.on('file-added', function (file) {
+      showPageError('');
+      var old = items.get(file.id);
+      if (old) { items.delete(old.id); old.row.remove(); } // added again after it was removed
+      createItem(file);
+      announce(file.name + ' added');
+      renderOverall();
+    });
+    uppy.on('restriction-failed', function (file, error) { showPageError(error.message); });
+    uppy.on('upload-progress', function (file) {
+      var item = items.get(file.id);
+      if (item && item.state === 'queued') setState(item, 'uploading');
+    });
+    uppy.on('upload-pause', function (file, isPaused) {
+      var item = items.get(file.id);
+      if (item) setState(item, isPaused ? 'paused' : 'uploading', isPaused ? 'paused' : 'resumed');
+    });
+    uppy.on('pause-all', function () { eachUppyItem('uploading', 'paused'); });
+    uppy.on('resume-all', function () { eachUppyItem('paused', 'uploading'); });
+    uppy.on('upload-retry', function (file) { retryUppyItem(items.get(file.id)); });
+    uppy.on('retry-all', function (files) { files.forEach(function (f) { retryUppyItem(items.get(f.id)); }); });
+    uppy.on('upload-success', function (file, response) {
+      var item = items.get(file.id);
+      if (!item || item.cancelled) return;
+      item.serverId = serverIdOf(response.uploadURL) || item.serverId;
+      chunksDone(item.id);
+    });
+    uppy.on('upload-error', function (file, error, response) {
+      var item = items.get(file.id);
+      if (!item || item.cancelled) return;
+      var xhr = response && response.body && response.body.xhr;
+      item.errorText = xhr && xhr.status ? problemDetail(xhr.responseText, xhr.status) : (item.lastFailureText || describeStatus(0));
+      setState(item, 'error', 'upload failed. ' + item.errorText);
+    });
+    uppy.on('file-removed', function (file) {
+      var item = items.get(file.id);
+      if (!item || item.cancelled || item.state === 'complete') return;
+      // Uppy terminates an upload it is running (tus DELETE); one that failed or never started is deleted here.
+      item.cancelled = true;
+      setState(item, 'cancelled', 'cancelled');
+      deleteOnServer(item);
+    });
+    return uppy;
+  }
+
+  function eachUppyItem(from, to) {
+    items.forEach(function (item) { if (item.state === from) setState(item, to); });
+  }
+
+  function retryUppyItem(item) {
+    if (!item) return;
+    item.errorText = '';
+    item.lastFailureText = '';
+    setState(item, 'uploading', 'trying again');
+  }
+
+  // The upload's id on the server: the last segment of its tus URL.
+  function serverIdOf(url) {
+    if (!url) return null;
+    var path = new URL(url, location.href).pathname;
+    return decodeURIComponent(path.slice(path.lastIndexOf('/') + 1)) || null;
+  }
+
+  // Every tus answer: learns the upload's id, says how much a resumed upload already has on the server (the HEAD
+  // tus-js-client sends first), and keeps the server's words for a failure (shown if the retries give up).
+  function tusResponse(item, req, res) {
+    if (!item) return;
+    var status = res.getStatus();
+    if (req.getMethod() === 'POST' && status === 201) item.serverId = serverIdOf(res.getHeader('Location'));
+    else if (req.getMethod() !== 'POST') item.serverId = item.serverId || serverIdOf(req.getURL());
+    if (req.getMethod() === 'HEAD' && status === 200) {
+      var offset = Number(res.getHeader('Upload-Offset'));
+      var length = Number(res.getHeader('Upload-Length'));
+      item.serverAlready = offset;
+      if (offset >= length) setNote(item, 'Already complete on the server; checking…');
+      else if (offset > 0) setNote(item, 'resuming: ' + percent(offset / Math.max(1, length)) + ' already on the server');
+    } else if (status >= 400) {
+      item.lastFailureText = problemDetail(res.getBody(), status);
+    }
   }
 
   // ---------- rendering ----------
@@ -672,7 +808,7 @@
     if (state === 'complete') {
       row.querySelector('.sha256').textContent = item.sha256 || 'not reported';
       var link = row.querySelector('.download');
-      link.href = '/files/' + encodeURIComponent(item.id);
+      link.href = '/files/' + encodeURIComponent(item.serverId);
       link.setAttribute('download', item.name.split('/').pop());
       link.textContent = 'Download ' + item.name;
     }
@@ -749,11 +885,31 @@
     els.librarySwitch.appendChild(document.createTextNode(' instead'));
   }
 
+  // Uppy's prebuilt bundle (npm package "uppy") is fetched only for ?lib=uppy; the others are in index.html.
+  function loadLibrary() {
+    if (LIB !== 'uppy') return Promise.resolve();
+    return new Promise(function (resolve) {
+      var css = document.createElement('link');
+      css.rel = 'stylesheet';
+      css.href = '/lib/uppy.min.css';
+      document.head.appendChild(css);
+      var script = document.createElement('script');
+      script.src = '/lib/uppy.min.js';
+      script.onload = resolve;
+      script.onerror = resolve; // adapter.available() reports it
+      document.head.appendChild(script);
+    });
+  }
+
   function start() {
     adapter = adapters[LIB];
     els.libraryName.textContent = adapter.title;
     renderLibrarySwitch();
     document.documentElement.dataset.library = LIB;
+    loadLibrary().then(startLibrary);
+  }
+
+  function startLibrary() {
     if (!adapter.available()) {
       showPageError(adapter.title + ' did not load. The server installs it with "npm ci"; ask the administrator to run it.');
       return;
@@ -762,12 +918,20 @@
     fetchJson('/config').then(function (c) {
       config = c;
       uploader = adapter.create();
-      uploader.assignBrowse(els.fileInput, false);
-      uploader.assignBrowse(els.folderInput, true);
-      uploader.assignDrop(els.drop);
+      if (LIB === 'uppy') {
+        els.pickers.hidden = true;
+        els.dropHint.hidden = true;
+        els.limits.textContent = 'Files are sent with the tus protocol in ' + formatBytes(config.chunkSize) + ' requests, ' +
+          config.simultaneousUploads + ' files at a time' + (config.maxFileSize ? '; largest file ' + formatBytes(config.maxFileSize) : '') +
+          '. After a reload, add the same file again to resume it.';
+      } else {
+        uploader.assignBrowse(els.fileInput, false);
+        uploader.assignBrowse(els.folderInput, true);
+        uploader.assignDrop(els.drop);
+        els.limits.textContent = 'Files are sent in ' + formatBytes(config.chunkSize) + ' chunks, ' + config.simultaneousUploads +
+          ' at a time' + (config.maxFileSize ? '; largest file ' + formatBytes(config.maxFileSize) : '') + '.';
+      }
       setUpDropZone();
-      els.limits.textContent = 'Files are sent in ' + formatBytes(config.chunkSize) + ' chunks, ' + config.simultaneousUploads +
-        ' at a time' + (config.maxFileSize ? '; largest file ' + formatBytes(config.maxFileSize) : '') + '.';
       els.pauseAll.addEventListener('click', function () {
         items.forEach(function (i) { actions.pause(i); });
       });
@@ -792,7 +956,7 @@
     library: LIB,
     items: function () {
       var out = [];
-      items.forEach(function (i) { out.push({ id: i.id, name: i.name, size: i.size, state: i.state, sha256: i.sha256 }); });
+      items.forEach(function (i) { out.push({ id: i.id, serverId: i.serverId, name: i.name, size: i.size, state: i.state, sha256: i.sha256 }); });
       return out;
     }
   };

@@ -143,6 +143,25 @@ public sealed class UploadEngine
         return SnapshotOf(record);
     }
 
+    /// <summary>
+    /// <see cref="FindAsync"/> for a client asking where to resume a sequential upload: a request still writing to it
+    /// (typically one whose connection just dropped) is first asked to let go, as a new append would ask it, so the
+    /// answer includes every byte that request delivered instead of what happened to be stored a moment earlier. When
+    /// the writer does not let go within <see cref="UploadOptions.WriterLockWait"/>, the durable state is returned.
+    /// </summary>
+    public async Task<UploadSnapshot?> FindSettledAsync(Caller caller, string id, CancellationToken cancellationToken)
+    {
+        _policy.ValidateId(id);
+        var key = caller.KeyOf(id);
+        if (_uploads.TryGet(key, out var active) && Volatile.Read(ref active.Writers) > 0)
+        {
+            // Getting the lock is what makes the old writer store its prefix and finish; it is released at once.
+            await using var writer = await _locks.AcquireAsync(key, _options.WriterLockWait, cancellationToken);
+        }
+
+        return await FindAsync(caller, id, cancellationToken);
+    }
+
     /// <summary>Waits (up to <paramref name="timeout"/>) until the upload is complete or failed; returns its state then.</summary>
     public async Task<UploadSnapshot?> WaitForCompletionAsync(Caller caller, string id, TimeSpan timeout, CancellationToken cancellationToken)
     {

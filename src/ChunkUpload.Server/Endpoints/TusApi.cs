@@ -85,7 +85,7 @@ public static class TusApi
             Protocol = Protocol,
             FileName = TusMetadata.First(metadata, "filename", "name") ?? "",
             ContentType = TusMetadata.First(metadata, "filetype", "type"),
-            RelativePath = TusMetadata.First(metadata, "relativePath"),
+            RelativePath = RelativePathOf(metadata),
             Properties = string.IsNullOrEmpty(metadataHeader) ? null : new Dictionary<string, string> { [MetadataProperty] = metadataHeader },
             ExpectedSha256 = Digests.ReprSha256(request),
         };
@@ -126,7 +126,9 @@ public static class TusApi
 
     public static async Task<IResult> Head(string id, HttpContext context, UploadEngine engine, TimeProvider time)
     {
-        var snapshot = await FindAsync(context, engine, time, id);
+        // A client HEADs to learn where to resume, usually right after its PATCH broke off: the offset must include
+        // what that PATCH delivered, not only what was stored before the server noticed the drop (tusd does the same).
+        var snapshot = await FindAsync(context, engine, time, id, settled: true);
         var headers = context.Response.Headers;
         headers.CacheControl = "no-store";
         headers["Upload-Offset"] = OffsetOf(snapshot);
@@ -214,10 +216,13 @@ public static class TusApi
         return content.Count == 0 ? null : new HeaderVerifier(new DigestVerifier(content));
     }
 
-    private static async Task<UploadSnapshot> FindAsync(HttpContext context, UploadEngine engine, TimeProvider time, string id, bool allowExpired = false)
+    private static async Task<UploadSnapshot> FindAsync(HttpContext context, UploadEngine engine, TimeProvider time, string id, bool allowExpired = false, bool settled = false)
     {
         context.Items[ErrorHandlingMiddleware.IdentifierItem] = id;
-        var snapshot = await engine.FindAsync(Principals.CallerOf(context), id, context.RequestAborted);
+        var caller = Principals.CallerOf(context);
+        var snapshot = settled
+            ? await engine.FindSettledAsync(caller, id, context.RequestAborted)
+            : await engine.FindAsync(caller, id, context.RequestAborted);
         if (snapshot is null || snapshot.Record.Protocol != Protocol)
             throw NotFound(id);
         if (!allowExpired && snapshot.ExpiresAt < time.GetUtcNow())
@@ -282,6 +287,10 @@ public static class TusApi
 
         return ids;
     }
+
+    // Uppy sends every meta field as String(value): a file not picked from a folder has the relativePath "null".
+    private static string? RelativePathOf(Dictionary<string, string?> metadata) =>
+        TusMetadata.First(metadata, "relativePath") is { } path && path != "null" ? path : null;
 
     private static string LocationOf(HttpRequest request, string id) => request.PathBase + BasePath + "/" + Uri.EscapeDataString(id);
 

@@ -6,10 +6,11 @@ namespace ChunkUpload.Server.Hosting;
 
 /// <summary>
 /// Serves the browser page: the repository's top-level <c>wwwroot/</c> at <c>/</c> (index.html as the
-/// default document) and exactly three files from the repository's npm <c>node_modules</c> at
-/// <c>/lib/resumable.js</c>, <c>/lib/flow.js</c> and <c>/lib/fine-uploader.core.js</c> (Fine Uploader's core build,
-/// qq.FineUploaderBasic, no templates). The libraries are installed by <c>npm ci</c>
-/// (see npm.targets), never copied into the repository.
+/// default document) and exactly the library files it loads from the repository's npm <c>node_modules</c>:
+/// <c>/lib/resumable.js</c>, <c>/lib/flow.js</c>, <c>/lib/fine-uploader.core.js</c> (Fine Uploader's core build,
+/// qq.FineUploaderBasic, no templates) and Uppy's prebuilt bundle <c>/lib/uppy.min.js</c> + <c>/lib/uppy.min.css</c>
+/// (for <c>?lib=uppy</c>). The libraries are installed by <c>npm ci</c> (see npm.targets), never copied into the
+/// repository.
 /// </summary>
 public static partial class WebPageExtensions
 {
@@ -24,6 +25,8 @@ public static partial class WebPageExtensions
         ["resumable.js"] = Path.Combine("resumablejs", "resumable.js"),
         ["flow.js"] = Path.Combine("@flowjs", "flow.js", "dist", "flow.js"),
         ["fine-uploader.core.js"] = Path.Combine("fine-uploader", "fine-uploader", "fine-uploader.core.js"),
+        ["uppy.min.js"] = Path.Combine("uppy", "dist", "uppy.min.js"),
+        ["uppy.min.css"] = Path.Combine("uppy", "dist", "uppy.min.css"),
     };
 
     public static WebApplication UseChunkUploadWebPage(this WebApplication app)
