@@ -523,9 +523,22 @@ public sealed class UploadEngine
             {
                 // Fill the buffer before each write: few system calls, nothing allocated per body.
                 int filled = 0;
+                Exception? broken = null;
                 while (filled < buffer.Length)
                 {
-                    int read = await body.ReadAsync(buffer.AsMemory(filled), cancellationToken);
+                    int read;
+                    try
+                    {
+                        read = await body.ReadAsync(buffer.AsMemory(filled), cancellationToken);
+                    }
+                    catch (Exception ex) when (keepPartial && filled > 0)
+                    {
+                        // The body broke off with bytes in the buffer: they arrived, so they are kept (written below,
+                        // even though the request is gone), then the write fails as the body did.
+                        broken = ex;
+                        break;
+                    }
+
                     if (read == 0)
                     {
                         end = true;
@@ -548,7 +561,7 @@ public sealed class UploadEngine
 
                     long boundary = ((current.Offset / alignment) + 1) * alignment;
                     int take = (int)Math.Min(bytes.Length, boundary - position);
-                    await current.WriteAsync(bytes[..take], cancellationToken);
+                    await current.WriteAsync(bytes[..take], broken is null ? cancellationToken : CancellationToken.None);
                     options.Verifier?.Observe(bytes.Span[..take]);
                     position += take;
                     bytes = bytes[take..];
@@ -559,6 +572,9 @@ public sealed class UploadEngine
                         Hand(full);
                     }
                 }
+
+                if (broken is not null)
+                    ExceptionDispatchInfo.Throw(broken);
             }
 
             if (options.ExpectedLength is { } exact && !options.KeepPartial && position != offset + exact)
