@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using ChunkUpload.Server.Endpoints;
 using ChunkUpload.Tests.Infrastructure;
 
 namespace ChunkUpload.Tests;
@@ -10,9 +11,13 @@ public sealed class RangeProtocolHostingTests : IDisposable
 {
     private const string Origin = "http://page.example";
 
-    // PROTOCOLS.md section 8: every header these clients send.
+    // PROTOCOLS.md section 8: every header these clients send, and those the adapters declare.
     private static readonly string[] ClientHeaders =
-        ["X-File-Id", "X-Start-Byte", "Content-Range", "X-Content-Range", "Content-Disposition", "Session-ID", "X-Session-ID", "X-Upload-Content-Type", "X-Upload-Content-Length"];
+    [
+        .. new[] { "X-File-Id", "X-Start-Byte", "Content-Range", "X-Content-Range", "Content-Disposition", "Session-ID", "X-Session-ID", "X-Upload-Content-Type", "X-Upload-Content-Length" }
+            .Concat(GoogleApi.RequestHeaders).Concat(NginxUploadApi.RequestHeaders).Concat(AppendApi.RequestHeaders)
+            .Distinct(StringComparer.OrdinalIgnoreCase),
+    ];
 
     private readonly ProtocolServer _server = ProtocolServer.With(new Dictionary<string, string?> { ["Cors:AllowedOrigins:0"] = Origin });
 

@@ -17,15 +17,20 @@ public sealed class ProtocolServer : IDisposable
     {
     }
 
-    private ProtocolServer(IDictionary<string, string?>? settings)
+    private ProtocolServer(IDictionary<string, string?>? settings, TimeProvider? clock = null)
     {
         Dir = new TempDirectory();
-        App = new ChunkUploadApplication(Dir.StorageRoot, settings, services => services.AddSingleton<IStartupFilter>(Bodies));
+        App = new ChunkUploadApplication(Dir.StorageRoot, settings, services =>
+        {
+            services.AddSingleton<IStartupFilter>(Bodies);
+            if (clock is not null)
+                services.AddSingleton(clock);
+        });
         Http = App.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
         Uploads = new UploadClient(Http);
     }
 
-    public static ProtocolServer With(IDictionary<string, string?> settings) => new(settings);
+    public static ProtocolServer With(IDictionary<string, string?>? settings, TimeProvider? clock = null) => new(settings, clock);
 
     public TempDirectory Dir { get; }
 
