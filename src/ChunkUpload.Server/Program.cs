@@ -21,6 +21,9 @@ app.UseChunkUploadApiDocs();
 app.MapResumableApi(app.Configuration);
 app.MapTusApi(app.Configuration);
 app.MapFineUploaderApi(app.Configuration);
+app.MapGoogleApi(app.Configuration);
+app.MapNginxUploadApi(app.Configuration);
+app.MapAppendApi(app.Configuration);
 app.MapUploadsApi(app.Configuration);
 app.MapServiceApi();
 

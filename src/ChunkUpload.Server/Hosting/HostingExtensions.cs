@@ -16,6 +16,8 @@ public static class HostingExtensions
 {
     public const string DefaultUrl = "http://localhost:5080";
 
+    private static readonly string[] CommonResponseHeaders = ["Range", "Location", "Retry-After", "Content-Disposition"];
+
     /// <summary>Serilog as the logging backend (Serilog.AspNetCore does not restore here; the parts it wraps do).</summary>
     public static WebApplicationBuilder AddChunkUploadLogging(this WebApplicationBuilder builder)
     {
@@ -80,10 +82,16 @@ public static class HostingExtensions
         {
             if (origins.Length == 0)
                 return;
+            // Any request header: the protocols' own (X-File-Id, X-Start-Byte, Content-Range, X-Content-Range,
+            // Content-Disposition, Session-ID, X-Session-ID, X-Upload-Content-*, the tus headers; see each API's
+            // RequestHeaders) and whatever custom headers a page adds to its client.
             policy.WithOrigins(origins)
                 .WithMethods("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
                 .AllowAnyHeader()
-                .WithExposedHeaders(["Range", "Location", "Retry-After", "Content-Disposition", .. Endpoints.TusApi.ResponseHeaders]);
+                .WithExposedHeaders([.. CommonResponseHeaders
+                    .Concat(Endpoints.TusApi.ResponseHeaders).Concat(Endpoints.GoogleApi.ResponseHeaders)
+                    .Concat(Endpoints.NginxUploadApi.ResponseHeaders).Concat(Endpoints.AppendApi.ResponseHeaders)
+                    .Distinct(StringComparer.OrdinalIgnoreCase)]);
             if (credentials)
                 policy.AllowCredentials();
         }));
