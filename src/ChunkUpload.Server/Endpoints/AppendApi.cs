@@ -118,6 +118,7 @@ public static class AppendApi
                 Length = size,
                 FileName = FileNameOf(id),
                 ContentType = request.ContentType,
+                ExpectedSha256 = Digests.ReprSha256(request),
             }, token);
         }
 
@@ -130,8 +131,9 @@ public static class AppendApi
             snapshot = await engine.DeclareLengthAsync(caller, id, total, token);
         }
 
-        snapshot = await engine.WriteAsync(caller, id, start,
-            new RequestBodyStream(request.Body, token, UploadErrors.IncompleteBody),
+        using var digest = BodyDigest.Of(request);
+        var raw = new RequestBodyStream(request.Body, token, UploadErrors.IncompleteBody);
+        snapshot = await engine.WriteAsync(caller, id, start, digest?.Observe(raw) ?? raw,
             new WriteOptions
             {
                 Protocol = Protocol,
@@ -139,6 +141,7 @@ public static class AppendApi
                 KeepPartial = true,
                 ExpectedLength = request.ContentLength,
                 CompletesUpload = snapshot.Length is null,
+                Verifier = digest?.Verifier,
             },
             token);
         if (snapshot.AllStored && !snapshot.IsComplete)

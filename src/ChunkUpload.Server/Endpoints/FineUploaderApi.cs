@@ -101,12 +101,13 @@ public static class FineUploaderApi
             context.Items[ErrorHandlingMiddleware.IdentifierItem] = named;
         var caller = Principals.CallerOf(context);
         var token = context.RequestAborted;
+        using var digest = BodyDigest.Of(request); // Content-Digest / Content-MD5 of the request content
 
-        async Task<JsonHttpResult<FineUploaderResponse>> Store(Stream body)
+        async Task<JsonHttpResult<FineUploaderResponse>> Store(Stream body, Core.Integrity.IBodyVerifier? verifier)
         {
             var upload = Parse(bag, request, multipart, options);
             context.Items[ErrorHandlingMiddleware.IdentifierItem] = upload.Uuid;
-            var spec = SpecOf(upload, request);
+            var spec = SpecOf(upload, request) with { ExpectedSha256 = Digests.ReprSha256(request) };
             engine.Validate(spec, caller);
             if (upload.Resuming && await engine.FindAsync(caller, upload.Uuid, token) is null)
                 return Reset(context, UploadErrors.UploadNotFound, Gone(upload.Uuid));
@@ -116,7 +117,7 @@ public static class FineUploaderApi
             try
             {
                 snapshot = await engine.WriteAsync(caller, upload.Uuid, upload.Offset, body,
-                    new WriteOptions { Protocol = Protocol, ExpectedLength = upload.Length }, token);
+                    new WriteOptions { Protocol = Protocol, ExpectedLength = upload.Length, Verifier = verifier }, token);
             }
             catch (UploadException ex) when (upload.Resuming && ex.Error == UploadErrors.UploadNotFound)
             {
@@ -128,9 +129,10 @@ public static class FineUploaderApi
             return TypedResults.Json(Success(snapshot) with { PartIndex = upload.Part?.Index });
         }
 
+        var raw = new RequestBodyStream(request.Body, token, UploadErrors.IncompleteBody);
         return multipart
-            ? await ChunkBody.ReadMultipartAsync(request, bag, FileField, Store, token)
-            : await Store(new RequestBodyStream(request.Body, token, UploadErrors.IncompleteBody));
+            ? await ChunkBody.ReadMultipartAsync(request, bag, FileField, Store, digest, token)
+            : await Store(digest?.Observe(raw) ?? raw, digest?.Verifier);
     }
 
     public static async Task<JsonHttpResult<FineUploaderResponse>> Done(HttpContext context, UploadEngine engine)

@@ -164,6 +164,7 @@ public static class GoogleApi
                 Length = total,
                 FileName = FileNameOf(id),
                 ContentType = request.ContentType,
+                ExpectedSha256 = Digests.ReprSha256(request),
             }, token);
         }
         else if (snapshot.IsComplete)
@@ -193,7 +194,10 @@ public static class GoogleApi
             return await AnswerAsync(context, engine, snapshot); // every byte of this body is stored already
         }
 
-        Stream body = new RequestBodyStream(request.Body, token, UploadErrors.IncompleteBody);
+        // A Content-Digest covers the whole body, including bytes skipped because they are stored already.
+        using var digest = BodyDigest.Of(request);
+        Stream raw = new RequestBodyStream(request.Body, token, UploadErrors.IncompleteBody);
+        Stream body = digest?.Observe(raw) ?? raw;
         if (skip > 0)
             body = new SkipStream(body, skip, completes);
         try
@@ -205,6 +209,7 @@ public static class GoogleApi
                 KeepPartial = true,
                 ExpectedLength = length - skip,
                 CompletesUpload = completes,
+                Verifier = digest?.Verifier,
             }, token);
         }
         catch (UploadException ex) when (ex.Error == UploadErrors.OffsetMismatch)

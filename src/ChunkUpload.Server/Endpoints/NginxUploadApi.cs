@@ -85,6 +85,7 @@ public static class NginxUploadApi
             Length = total,
             FileName = fileName,
             ContentType = request.ContentType,
+            ExpectedSha256 = Digests.ReprSha256(request),
         }, token);
         if (!created && snapshot.ExpiresAt < time.GetUtcNow())
             throw new UploadException(UploadErrors.UploadExpired,
@@ -93,9 +94,10 @@ public static class NginxUploadApi
             throw new UploadException(UploadErrors.LengthConflict,
                 $"Session '{ParameterBag.Truncate(id)}' is a {snapshot.Length}-byte file; this segment says {total}.");
 
-        snapshot = await engine.WriteAsync(caller, id, first,
-            new RequestBodyStream(request.Body, token, UploadErrors.IncompleteBody),
-            new WriteOptions { Protocol = Protocol, ExpectedLength = length },
+        using var digest = BodyDigest.Of(request);
+        var raw = new RequestBodyStream(request.Body, token, UploadErrors.IncompleteBody);
+        snapshot = await engine.WriteAsync(caller, id, first, digest?.Observe(raw) ?? raw,
+            new WriteOptions { Protocol = Protocol, ExpectedLength = length, Verifier = digest?.Verifier },
             token);
         if (snapshot.AllStored && !snapshot.IsComplete)
             snapshot = await engine.WaitForCompletionAsync(caller, id, TimeSpan.FromSeconds(5), token) ?? snapshot;

@@ -69,7 +69,7 @@ public static class ResumableApi
         var token = context.RequestAborted;
 
         // Per-request integrity: a Content-Digest or Content-MD5 of the request content is checked before the chunk is kept.
-        using var digest = Digests.Verifier(Digests.OfContent(context.Request));
+        using var digest = BodyDigest.Of(context.Request);
 
         async Task<ChunkAck> Store(Stream body, Core.Integrity.IBodyVerifier? verifier)
         {
@@ -94,8 +94,10 @@ public static class ResumableApi
 
         var ack = ChunkBody.IsMultipart(context.Request)
             ? await ChunkBody.ReadMultipartAsync(context.Request, bag, FileField, Store, digest, token)
-            : await Store(new RequestBodyStream(context.Request.Body, token, UploadErrors.IncompleteBody), digest);
+            : await Store(Observed(new RequestBodyStream(context.Request.Body, token, UploadErrors.IncompleteBody)), digest?.Verifier);
         return TypedResults.Ok(ack);
+
+        Stream Observed(Stream body) => digest?.Observe(body) ?? body;
     }
 
     /// <summary>Status fields of a chunk upload: its geometry, the chunks stored and the first missing ones.</summary>

@@ -120,3 +120,92 @@ public static class Digests
 
     private static string ParameterBagTruncate(string value) => Protocol.ParameterBag.Truncate(value);
 }
+
+/// <summary>
+/// The digest of a request's content (<c>Content-Digest</c>, <c>Content-MD5</c>), computed over every byte of the body
+/// as it is read, whatever reads it (a multipart reader, a stream that skips bytes already stored): wrap the body with
+/// <see cref="Observe"/> and hand <see cref="Verifier"/> to the engine, which calls it once the data it wants has
+/// arrived and before anything is kept; it reads what is left of the body (a closing multipart boundary) and compares.
+/// </summary>
+public sealed class BodyDigest : IDisposable
+{
+    private const long MaxRest = 1024 * 1024;
+    private readonly DigestVerifier _verifier;
+    private Stream? _observed;
+
+    private BodyDigest(DigestVerifier verifier) => _verifier = verifier;
+
+    /// <summary>The request's content digest, or null when it states none.</summary>
+    public static BodyDigest? Of(HttpRequest request) => Digests.Verifier(Digests.OfContent(request)) is { } verifier ? new BodyDigest(verifier) : null;
+
+    /// <summary>The body, passing every byte through the digest.</summary>
+    public Stream Observe(Stream body) => _observed = new ObservedStream(body, _verifier);
+
+    /// <summary>For <c>WriteOptions.Verifier</c>: the bytes are already observed at the body; it verifies at the end.</summary>
+    public IBodyVerifier Verifier => new RestOfBody(this);
+
+    public void Dispose() => _verifier.Dispose();
+
+    private sealed class RestOfBody(BodyDigest digest) : IBodyVerifier
+    {
+        public void Observe(ReadOnlySpan<byte> bytes)
+        {
+        }
+
+        public async ValueTask VerifyAsync(CancellationToken cancellationToken)
+        {
+            if (digest._observed is { } body)
+            {
+                byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+                try
+                {
+                    long rest = 0;
+                    int read;
+                    while ((read = await body.ReadAsync(buffer, cancellationToken)) > 0)
+                    {
+                        rest += read;
+                        if (rest > MaxRest)
+                            throw new UploadException(UploadErrors.MalformedMultipart, "The request body goes on long after the data it carries.");
+                    }
+                }
+                finally
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+                }
+            }
+
+            await digest._verifier.VerifyAsync(cancellationToken);
+        }
+    }
+
+    private sealed class ObservedStream(Stream inner, IBodyVerifier verifier) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            int read = await inner.ReadAsync(buffer, cancellationToken);
+            verifier.Observe(buffer.Span[..read]);
+            return read;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Read the request body asynchronously.");
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

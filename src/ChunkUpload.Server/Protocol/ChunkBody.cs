@@ -3,6 +3,7 @@ using System.Text;
 using ChunkUpload.Core;
 using ChunkUpload.Core.Errors;
 using ChunkUpload.Core.Integrity;
+using ChunkUpload.Server.Http;
 using MinDataRate = Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate;
 using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.AspNetCore.Http.Features;
@@ -51,19 +52,19 @@ public static class ChunkBody
         ReadMultipartAsync(request, bag, fileField, (file, _) => onFile(file), null, cancellationToken);
 
     /// <summary>
-    /// As above; when <paramref name="wholeBody"/> is given (a Content-Digest of the request content), every byte of
-    /// the request body is observed, and <paramref name="onFile"/> receives a verifier to hand to the engine: it reads
-    /// the rest of the body (the closing boundary) and checks the digest before anything of the file part is kept.
+    /// As above; when <paramref name="digest"/> is given (a Content-Digest of the request content), every byte of the
+    /// request body is observed, and <paramref name="onFile"/> receives the verifier to hand to the engine: it reads the
+    /// rest of the body (the closing boundary) and checks the digest before anything of the file part is kept.
     /// </summary>
     public static async Task<T> ReadMultipartAsync<T>(HttpRequest request, ParameterBag bag, string fileField,
-        Func<Stream, IBodyVerifier?, Task<T>> onFile, IBodyVerifier? wholeBody, CancellationToken cancellationToken)
+        Func<Stream, IBodyVerifier?, Task<T>> onFile, BodyDigest? digest, CancellationToken cancellationToken)
     {
         if (!MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType)
             || HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value is not { Length: > 0 and <= 200 } boundary)
             throw new UploadException(UploadErrors.MalformedMultipart, "The multipart Content-Type has no valid boundary.");
 
         var requestBody = new RequestBodyStream(request.Body, request.HttpContext.RequestAborted);
-        Stream body = wholeBody is null ? requestBody : new ObservedStream(requestBody, wholeBody);
+        Stream body = digest?.Observe(requestBody) ?? requestBody;
         var reader = new MultipartReader(boundary, body, MultipartBufferSize)
         {
             HeadersCountLimit = 16,
@@ -76,8 +77,7 @@ public static class ChunkBody
                 throw new UploadException(UploadErrors.MalformedMultipart, "A multipart part has no form-data Content-Disposition.");
             string name = HeaderUtilities.RemoveQuotes(disposition.Name).Value ?? "";
             if (name == fileField)
-                return await onFile(new RequestBodyStream(section.Body, request.HttpContext.RequestAborted),
-                    wholeBody is null ? null : new RestOfBodyVerifier(body, wholeBody));
+                return await onFile(new RequestBodyStream(section.Body, request.HttpContext.RequestAborted), digest?.Verifier);
             if (disposition.FileName.HasValue || disposition.FileNameStar.HasValue)
                 throw new UploadException(UploadErrors.MalformedMultipart,
                     $"Unexpected file part '{ParameterBag.Truncate(name)}'; the chunk must be in the part named '{fileField}'.");
@@ -85,68 +85,6 @@ public static class ChunkBody
         }
 
         throw new UploadException(UploadErrors.MissingFilePart, $"The multipart body has no part named '{fileField}' holding the chunk.");
-    }
-
-    /// <summary>Passes every byte read through a verifier.</summary>
-    private sealed class ObservedStream(Stream inner, IBodyVerifier verifier) : Stream
-    {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            int read = await inner.ReadAsync(buffer, cancellationToken);
-            verifier.Observe(buffer.Span[..read]);
-            return read;
-        }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Read the request body asynchronously.");
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
-
-    /// <summary>The file part's bytes are already observed at the body level: at the end, read what is left, then verify.</summary>
-    private sealed class RestOfBodyVerifier(Stream body, IBodyVerifier inner) : IBodyVerifier
-    {
-        public void Observe(ReadOnlySpan<byte> bytes)
-        {
-        }
-
-        public async ValueTask VerifyAsync(CancellationToken cancellationToken)
-        {
-            byte[] buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
-            try
-            {
-                long rest = 0;
-                int read;
-                while ((read = await body.ReadAsync(buffer, cancellationToken)) > 0)
-                {
-                    rest += read;
-                    if (rest > MultipartOverhead)
-                        throw new UploadException(UploadErrors.MalformedMultipart, "The multipart body goes on long after the file part.");
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-
-            await inner.VerifyAsync(cancellationToken);
-        }
     }
 
     // The reader itself throws IOException for framing that ends early; that is the client's fault, not the disk's.
