@@ -14,8 +14,11 @@ internal sealed class BenchOptions
           --inflight C            chunks in flight for resumable uploads (default 4)
           --runs R                measured runs per target and chunk size (default 5)
           --warmup W              unrecorded warm-up rounds per chunk size, 64 MiB at most (default 1)
-          --targets LIST          any of chunkupload,chunkupload-tus,raw,raw-fsync,tus,baseline (default: all);
-                                  chunkupload-tus is ChunkUpload's own tus endpoint (/tus), same server
+          --targets LIST          any of chunkupload,chunkupload-tus,chunkupload-google,chunkupload-nginx,raw,
+                                  raw-fsync,tus,baseline (default: all); chunkupload-tus, -google and -nginx are
+                                  ChunkUpload's tus, Google-style and nginx-module endpoints, same server
+          --single-put            also upload the file as ONE Google-style PUT, against the raw Kestrel PUT sink
+                                  (default on; --no-single-put switches it off)
           --tus-single            also upload the file as ONE tus PATCH to every tus target (default on;
                                   --no-tus-single switches it off)
           --test-chunks           resumable clients send a test GET before every chunk, as resumable.js
@@ -69,6 +72,7 @@ internal sealed class BenchOptions
     public string? ServerDll { get; private set; }
     public string? BeforeServerDll { get; private set; }
     public bool TusSingle { get; private set; } = true;
+    public bool SinglePut { get; private set; } = true;
     public string? RawPutDll { get; private set; }
     public string BenchDir { get; private set; } = Path.GetFullPath(".");
     public string WorkDir { get; private set; } = Path.Combine(Path.GetTempPath(), $"chunkupload-bench-{Environment.ProcessId}");
@@ -111,6 +115,8 @@ internal sealed class BenchOptions
                 case "--before-server-dll": o.BeforeServerDll = Path.GetFullPath(Next()); break;
                 case "--tus-single": o.TusSingle = true; break;
                 case "--no-tus-single": o.TusSingle = false; break;
+                case "--single-put": o.SinglePut = true; break;
+                case "--no-single-put": o.SinglePut = false; break;
                 case "--rawput-dll": o.RawPutDll = Path.GetFullPath(Next()); break;
                 case "--bench-dir": o.BenchDir = Path.GetFullPath(Next()); break;
                 case "--work-dir": o.WorkDir = Path.GetFullPath(Next()); break;
@@ -190,12 +196,17 @@ internal static class TargetNames
     public const string ChunkUploadTus = "chunkupload-tus";
     public const string ChunkUploadTusRelaxed = "chunkupload-tus-relaxed";
     public const string ChunkUploadBefore = "chunkupload-before";
+    public const string ChunkUploadGoogle = "chunkupload-google";
+    public const string ChunkUploadNginx = "chunkupload-nginx";
     public const string Raw = "raw";
     public const string RawFsync = "raw-fsync";
     public const string Tus = "tus";
     public const string Baseline = "baseline";
 
-    public static readonly string[] All = [ChunkUpload, ChunkUploadTus, Raw, RawFsync, Tus, Baseline];
+    public static readonly string[] All = [ChunkUpload, ChunkUploadTus, ChunkUploadGoogle, ChunkUploadNginx, Raw, RawFsync, Tus, Baseline];
+
+    /// <summary>ChunkUpload's other front doors, served by the same process as the resumable.js one.</summary>
+    public static bool IsChunkUploadEndpoint(string target) => target is ChunkUploadTus or ChunkUploadGoogle or ChunkUploadNginx;
 
     /// <summary>Targets that speak tus (ChunkUpload's /tus endpoint, @tus/server).</summary>
     public static bool IsTus(string target) => target is Tus or ChunkUploadTus or ChunkUploadTusRelaxed;
@@ -210,6 +221,8 @@ internal static class TargetNames
         ChunkUploadTus => "ChunkUpload tus",
         ChunkUploadTusRelaxed => "ChunkUpload tus (relaxed)",
         ChunkUploadBefore => "ChunkUpload before",
+        ChunkUploadGoogle => "ChunkUpload Google-style",
+        ChunkUploadNginx => "ChunkUpload nginx-style",
         Raw => "raw Kestrel PUT",
         RawFsync => "raw Kestrel PUT+fsync",
         Tus => "@tus/server 2.4.5",

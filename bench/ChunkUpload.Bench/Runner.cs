@@ -61,6 +61,7 @@ internal sealed class Runner : IAsyncDisposable
             await StartServersAsync(ct);
             await MainRunsAsync(ct);
             await TusSingleRunsAsync(ct);
+            await SinglePutRunsAsync(ct);
             await RssRunsAsync(ct);
             await TailRunsAsync(ct);
             await TestGetAsync(ct);
@@ -163,9 +164,9 @@ internal sealed class Runner : IAsyncDisposable
                 case TargetNames.ChunkUploadRelaxed:
                     server = StartChunkUpload(target, _o.RelaxedArgs ?? []);
                     break;
-                case TargetNames.ChunkUploadTus or TargetNames.ChunkUploadTusRelaxed:
-                    // ChunkUpload's tus endpoint is served by the same process as its resumable.js endpoint.
-                    var twin = target == TargetNames.ChunkUploadTus ? TargetNames.ChunkUpload : TargetNames.ChunkUploadRelaxed;
+                case TargetNames.ChunkUploadTus or TargetNames.ChunkUploadTusRelaxed or TargetNames.ChunkUploadGoogle or TargetNames.ChunkUploadNginx:
+                    // ChunkUpload's other endpoints are served by the same process as its resumable.js endpoint.
+                    var twin = target == TargetNames.ChunkUploadTusRelaxed ? TargetNames.ChunkUploadRelaxed : TargetNames.ChunkUpload;
                     if (!_servers.TryGetValue(twin, out var process))
                     {
                         process = StartChunkUpload(twin, twin == TargetNames.ChunkUploadRelaxed ? _o.RelaxedArgs ?? [] : []);
@@ -229,7 +230,7 @@ internal sealed class Runner : IAsyncDisposable
             var chunk = chunkMiB * MiB;
             for (var w = 0; w < _o.Warmup; w++)
             {
-                foreach (var target in _o.Targets)
+                foreach (var target in _o.Targets.Where(t => t != TargetNames.ChunkUploadGoogle))
                 {
                     var warm = Math.Min(_o.SizeMiB, 64) * MiB;
                     var r = await RunOnceAsync("warmup", target, warm, chunk, _o.Inflight, -1, ct);
@@ -239,7 +240,8 @@ internal sealed class Runner : IAsyncDisposable
 
             for (var run = 1; run <= _o.Runs; run++)
             {
-                foreach (var target in _o.Targets)
+                // The Google-style target sends the whole file in one PUT whatever the chunk size: see SinglePutRunsAsync.
+                foreach (var target in _o.Targets.Where(t => t != TargetNames.ChunkUploadGoogle))
                 {
                     var r = await RunOnceAsync("main", target, _o.SizeMiB * MiB, chunk, _o.Inflight, run, ct);
                     _results.Add(r);
@@ -266,6 +268,27 @@ internal sealed class Runner : IAsyncDisposable
                 var r = await RunOnceAsync("tus-single", target, size, size, 1, run, ct);
                 _results.Add(r);
                 Log($"single PATCH run {run}/{_o.Runs} {TargetNames.Display(target),-24}: {r.MiBps,8:F1} MiB/s, peak RSS {r.PeakRssBytes / (double)MiB,6:F1} MiB");
+            }
+        }
+    }
+
+    /// <summary>The whole file as one PUT: ChunkUpload's Google-style endpoint against the raw Kestrel PUT sink, interleaved.</summary>
+    private async Task SinglePutRunsAsync(CancellationToken ct)
+    {
+        var targets = _o.Targets.Where(t => t is TargetNames.ChunkUploadGoogle or TargetNames.Raw or TargetNames.RawFsync).ToList();
+        if (!_o.SinglePut || !targets.Contains(TargetNames.ChunkUploadGoogle))
+        {
+            return;
+        }
+
+        var size = _o.SizeMiB * MiB;
+        for (var run = 1; run <= _o.Runs; run++)
+        {
+            foreach (var target in targets)
+            {
+                var r = await RunOnceAsync("single-put", target, size, size, 1, run, ct);
+                _results.Add(r);
+                Log($"single PUT run {run}/{_o.Runs} {TargetNames.Display(target),-24}: {r.MiBps,8:F1} MiB/s, peak RSS {r.PeakRssBytes / (double)MiB,6:F1} MiB");
             }
         }
     }
@@ -324,6 +347,14 @@ internal sealed class Runner : IAsyncDisposable
                 // Timed until the last PATCH is answered; ChunkUpload answers it once the file is complete and hashed.
                 (timing, var uploadId) = await new TusClient(Http, server.BaseUri, "tus").UploadAsync(SourceHandle, 0, size, chunk, FileName, Bound, ct);
                 CheckServerSha(target, await new ResumableClient(Http, server.BaseUri, _o.PollMs).WaitCompleteAsync(uploadId, ct), Source.Sha256OfPrefix(size));
+                break;
+            case TargetNames.ChunkUploadGoogle:
+                timing = await new GoogleClient(Http, server.BaseUri).UploadAsync(SourceHandle, size, id, Bound, ct);
+                CheckServerSha(target, await new ResumableClient(Http, server.BaseUri, _o.PollMs).WaitCompleteAsync(id, ct), Source.Sha256OfPrefix(size));
+                break;
+            case TargetNames.ChunkUploadNginx:
+                timing = await new NginxClient(Http, server.BaseUri).UploadAsync(SourceHandle, size, chunk, inflight, id, FileName, Bound, ct);
+                CheckServerSha(target, await new ResumableClient(Http, server.BaseUri, _o.PollMs).WaitCompleteAsync(id, ct), Source.Sha256OfPrefix(size));
                 break;
             case TargetNames.Raw or TargetNames.RawFsync:
                 timing = await new RawPutClient(Http, server.BaseUri).UploadAsync(SourceHandle, size, id, target == TargetNames.RawFsync, Bound, ct);
