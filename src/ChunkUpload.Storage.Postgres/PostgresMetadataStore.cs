@@ -97,9 +97,17 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
 
     private static async Task<UploadRecord?> FindAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string keyHash, CancellationToken cancellationToken)
     {
-        await using var find = new NpgsqlCommand("SELECT record::text FROM uploads WHERE key_hash = $1", connection, transaction);
+        await using var find = new NpgsqlCommand("SELECT record::text, last_activity FROM uploads WHERE key_hash = $1", connection, transaction);
         find.Parameters.AddWithValue(keyHash);
-        return await find.ExecuteScalarAsync(cancellationToken) is string json ? UploadJson.Deserialize(json) : null;
+        await using var reader = await find.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+    }
+
+    private static UploadRecord Read(NpgsqlDataReader reader)
+    {
+        var record = UploadJson.Deserialize(reader.GetString(0));
+        record.LastActivity = reader.GetFieldValue<DateTimeOffset>(1);
+        return record;
     }
 
     public async Task SaveAsync(UploadRecord record, CancellationToken cancellationToken)
@@ -232,16 +240,24 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
     public async IAsyncEnumerable<UploadRecord> ListAsync(UploadFilter filter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await using var list = db.CreateCommand("""
-            SELECT record::text FROM uploads
+            SELECT record::text, last_activity FROM uploads
             WHERE ($1::text IS NULL OR owner = $1) AND ($2::text IS NULL OR state = $2) AND ($3::timestamptz IS NULL OR completed_at < $3)
+              AND ($4::timestamptz IS NULL OR last_activity < $4)
+              AND ($5::timestamptz IS NULL OR (stored_bytes = 0 AND created_at < $5))
+              AND (NOT $6 OR (length IS NOT NULL AND stored_bytes >= length AND (completion_until IS NULL OR completion_until < now())))
             ORDER BY created_at DESC
+            LIMIT $7
             """);
         list.Parameters.AddWithValue(NpgsqlDbType.Text, (object?)filter.Owner ?? DBNull.Value);
         list.Parameters.AddWithValue(NpgsqlDbType.Text, (object?)filter.State?.ToString() ?? DBNull.Value);
         list.Parameters.AddWithValue(NpgsqlDbType.TimestampTz, (object?)filter.CompletedBefore ?? DBNull.Value);
+        list.Parameters.AddWithValue(NpgsqlDbType.TimestampTz, (object?)filter.IdleBefore ?? DBNull.Value);
+        list.Parameters.AddWithValue(NpgsqlDbType.TimestampTz, (object?)filter.EmptyCreatedBefore ?? DBNull.Value);
+        list.Parameters.AddWithValue(filter.FullyStored);
+        list.Parameters.AddWithValue((long)(filter.Limit ?? int.MaxValue));
         await using var reader = await list.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
-            yield return UploadJson.Deserialize(reader.GetString(0));
+            yield return Read(reader);
     }
 
     public async Task<ClientUsage> GetUsageAsync(string client, CancellationToken cancellationToken)

@@ -7,9 +7,6 @@ public sealed class PostgresOptions
 {
     public const string SectionName = "Postgres";
 
-    /// <summary>How long a node's claim on completing an upload lasts if the node dies while completing it.</summary>
-    public TimeSpan CompletionLease { get; set; } = TimeSpan.FromMinutes(5);
-
     /// <summary>How long a claimed outbox event stays with one node before another may deliver it.</summary>
     public TimeSpan OutboxLease { get; set; } = TimeSpan.FromMinutes(1);
 

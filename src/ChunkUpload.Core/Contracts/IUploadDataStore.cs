@@ -101,5 +101,8 @@ public interface IDataReader : IDisposable
     int Read(long offset, Span<byte> buffer);
 }
 
-/// <summary>A finished file ready to be served: a local path (ranges served by the host), or a stream opener.</summary>
-public sealed record CompletedData(long Length, string? PhysicalPath, Func<long, long, CancellationToken, Task<Stream>>? OpenRange = null);
+/// <summary>
+/// A finished file ready to be served: a local path (ranges served by the host), or a stream opener for a byte range,
+/// and optionally a URL clients may be redirected to instead (an object store's presigned GET).
+/// </summary>
+public sealed record CompletedData(long Length, string? PhysicalPath, Func<long, long, CancellationToken, Task<Stream>>? OpenRange = null, Uri? RedirectUrl = null);

@@ -102,6 +102,18 @@ public sealed record UploadFilter
 
     /// <summary>Only records completed before this moment.</summary>
     public DateTimeOffset? CompletedBefore { get; init; }
+
+    /// <summary>Shared stores: only unfinished uploads whose last stored bytes (or creation) are older than this.</summary>
+    public DateTimeOffset? IdleBefore { get; init; }
+
+    /// <summary>Shared stores: only uploads without a single stored byte, created before this.</summary>
+    public DateTimeOffset? EmptyCreatedBefore { get; init; }
+
+    /// <summary>Shared stores: only unfinished uploads whose every byte of a known length is stored (a completion to finish).</summary>
+    public bool FullyStored { get; init; }
+
+    /// <summary>At most this many records.</summary>
+    public int? Limit { get; init; }
 }
 
 /// <summary>One finished file, as the completion webhook announces it.</summary>

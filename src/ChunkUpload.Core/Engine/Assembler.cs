@@ -141,7 +141,8 @@ internal sealed class Assembler(
     /// With a shared metadata store, other nodes write to the same uploads: the record and the stored ranges are read
     /// from the store rather than trusted from memory. An upload finished or removed elsewhere leaves this node.
     /// </summary>
-    private async Task RefreshAsync(ActiveUpload upload, CancellationToken cancellationToken)
+    /// <returns>True while the upload is unfinished.</returns>
+    internal async Task<bool> RefreshAsync(ActiveUpload upload, CancellationToken cancellationToken)
     {
         var record = await metadata.FindAsync(upload.Key, cancellationToken);
         var ranges = record is { State: UploadState.Receiving } ? await metadata.ReadRangesAsync(record, cancellationToken) : [];
@@ -153,15 +154,17 @@ internal sealed class Assembler(
                 upload.Record = record;
             foreach (var range in ranges)
                 upload.Stored.Add(range);
+            if (record?.LastActivity is { } last && last > upload.LastActivity)
+                upload.LastActivity = last;
             if (record is not { State: UploadState.Receiving })
                 SettleFinished(upload);
         }
 
-        if (record is not { State: UploadState.Receiving })
-        {
-            uploads.Remove(upload);
-            upload.Finished.TrySetResult();
-        }
+        if (record is { State: UploadState.Receiving })
+            return true;
+        uploads.Remove(upload);
+        upload.Finished.TrySetResult();
+        return false;
     }
 
     // Pieces that arrive after the upload ended: a complete upload already has their bytes; others are refused.

@@ -133,7 +133,7 @@ public sealed class UploadEngine
     {
         _policy.ValidateId(id);
         var key = caller.KeyOf(id);
-        if (_uploads.TryGet(key, out var active) && !active.Deleted)
+        if (!_metadata.IsShared && _uploads.TryGet(key, out var active) && !active.Deleted)
             return active.Snapshot(ExpiryOf);
         var record = await _metadata.FindAsync(key, cancellationToken);
         if (record is null)
@@ -360,6 +360,8 @@ public sealed class UploadEngine
                 writer = await _locks.AcquireAsync(key, _options.WriterLockWait, cancellationToken)
                     ?? throw new UploadException(UploadErrors.UploadLocked,
                         "Another request is still writing to this upload and did not let go; try again in a moment.") { RetryAfterSeconds = 1 };
+                if (_metadata.IsShared && !await _assembler.RefreshAsync(active, cancellationToken) && active.Deleted)
+                    throw NotFound(id); // another node's bytes count: the offset is the shared one
                 long stored;
                 lock (active.Sync)
                 {
@@ -812,6 +814,30 @@ public sealed class UploadEngine
                 expired++;
         }
 
+        if (_metadata.IsShared)
+        {
+            // Every node sweeps the shared store (a delete that another node made first is a no-op). Uploads in
+            // progress on this node are skipped; completions a dead node left half done are picked up here.
+            var idle = _metadata.ListAsync(new UploadFilter { State = UploadState.Receiving, IdleBefore = now - _options.IdleExpiry, Limit = 1000 }, cancellationToken);
+            var empty = _metadata.ListAsync(new UploadFilter { State = UploadState.Receiving, EmptyCreatedBefore = now - _options.UnstartedUploadExpiry, Limit = 1000 }, cancellationToken);
+            foreach (var source in new[] { idle, empty })
+            {
+                await foreach (var record in source)
+                {
+                    if (_uploads.TryGet(record.Key, out var local) && (Volatile.Read(ref local.Writers) > 0 || local.Pending.Count > 0))
+                        continue;
+                    if (await DeleteAsync(record.Key, cancellationToken))
+                        expired++;
+                }
+            }
+
+            await foreach (var record in _metadata.ListAsync(new UploadFilter { State = UploadState.Receiving, FullyStored = true, Limit = 1000 }, cancellationToken))
+            {
+                if (await LoadAsync(record.Key, cancellationToken) is { } pending)
+                    _assembler.Enqueue(pending);
+            }
+        }
+
         if (_options.CompletedRetention is { } keep)
         {
             await foreach (var record in _metadata.ListAsync(new UploadFilter { State = UploadState.Complete, CompletedBefore = now - keep }, cancellationToken))
@@ -835,7 +861,13 @@ public sealed class UploadEngine
     private async Task<ActiveUpload?> LoadAsync(UploadKey key, CancellationToken cancellationToken)
     {
         if (_uploads.TryGet(key, out var active))
+        {
+            // With a shared store another node may have stored bytes, finished or deleted the upload meanwhile.
+            if (_metadata.IsShared && !active.Deleted && !await _assembler.RefreshAsync(active, cancellationToken))
+                return null;
             return active.Deleted ? null : active;
+        }
+
         using (await _uploads.LockAsync(key, cancellationToken))
         {
             if (_uploads.TryGet(key, out active))
@@ -844,7 +876,7 @@ public sealed class UploadEngine
             if (record is not { State: UploadState.Receiving })
                 return null;
             var ranges = await _metadata.ReadRangesAsync(record, cancellationToken);
-            active = new ActiveUpload(record, ranges, _time.GetUtcNow());
+            active = new ActiveUpload(record, ranges, record.LastActivity ?? _time.GetUtcNow());
             _uploads.Add(active);
             if (active.AllStored)
                 _assembler.Enqueue(active);

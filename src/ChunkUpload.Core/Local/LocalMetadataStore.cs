@@ -264,6 +264,8 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
 
     public async IAsyncEnumerable<UploadRecord> ListAsync(UploadFilter filter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        if (filter.IdleBefore is not null || filter.EmptyCreatedBefore is not null || filter.FullyStored)
+            throw new NotSupportedException("The local store keeps activity in memory (the engine's registry); these filters are for shared stores.");
         var found = new List<UploadRecord>();
         foreach (var directory in Directory.EnumerateDirectories(_layout.Sessions))
         {
@@ -285,7 +287,7 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
         }
 
         await Task.CompletedTask;
-        foreach (var record in found.OrderByDescending(r => r.CreatedAt))
+        foreach (var record in found.OrderByDescending(r => r.CreatedAt).Take(filter.Limit ?? int.MaxValue))
             yield return record;
     }
 

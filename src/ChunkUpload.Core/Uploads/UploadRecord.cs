@@ -72,6 +72,10 @@ public sealed class UploadRecord
     [JsonIgnore]
     public UploadKey Key => new(Owner, Id);
 
+    /// <summary>When bytes were last stored (a shared store keeps it beside the record; not part of the record's JSON).</summary>
+    [JsonIgnore]
+    public DateTimeOffset? LastActivity { get; set; }
+
     public string? Property(string name) => Properties is { } p && p.TryGetValue(name, out var value) ? value : null;
 
     public UploadRecord Clone()
