@@ -264,7 +264,7 @@ tus_patch() {
 
 # upload_tus: creates the upload or finds the earlier one, PATCHes the rest in order; sets $id.
 upload_tus() {
-  local path="" key value offset new len sent=0 patches=0 resumed_at started elapsed pct
+  local path="" key value offset new len sent=0 acked=0 patches=0 started elapsed pct
   attempt=1 delay=1 url=""
   state_file=$(tus_state_file)
   if [ -f "$state_file" ]; then
@@ -307,7 +307,7 @@ upload_tus() {
   fi
 
   [ -z "$jobs_opt" ] || log "note: --jobs does not apply to tus; PATCHes go one after the other"
-  offset=$server_offset resumed_at=$server_offset
+  offset=$server_offset
   if [ "$offset" -gt 0 ]; then
     log "resuming $name at byte $offset ($(human "$offset") of $(human "$size") already on the server) at $url"
   fi
@@ -327,7 +327,7 @@ upload_tus() {
       204)
         new=$(header Upload-Offset) && is_uint "$new" && [ "$new" -gt "$offset" ] && [ "$new" -le "$size" ] ||
           die "PATCH at byte $offset: the server's 204 has no valid Upload-Offset (${new:-none})"
-        offset=$new attempt=1 delay=1
+        acked=$(( acked + new - offset )) offset=$new attempt=1 delay=1
         if [ "$quiet" = 0 ]; then
           elapsed=$(( $(date +%s) - started )); [ "$elapsed" -ge 1 ] || elapsed=1
           pct=100; [ "$size" -gt 0 ] && pct=$(( offset * 100 / size ))
@@ -361,7 +361,9 @@ upload_tus() {
     offset=$server_offset
   done
 
-  log "bytes sent: $sent in $patches PATCH(es), already on the server: $resumed_at"
+  # "already on the server": what this run did not have to send (more than the first HEAD said when an interrupted
+  # PATCH was still being stored then, and the server answered 409 with its new offset).
+  log "bytes sent: $sent in $patches PATCH(es), already on the server: $(( size - acked ))"
   id=${url##*/}
   [[ $id != *%* ]] || id=$(printf '%b' "${id//%/\\x}")
 }
