@@ -265,6 +265,13 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                 finished = await RunEpochAsync(epoch);
                 if (Failures.Count > 0)
                     return;
+                if (!finished && _server is not null)
+                {
+                    // Every unfinished run ends with a kill; anything else would start the next server beside this one.
+                    Failures.Add($"Server run {epoch} ended with uploads unfinished and without a kill.");
+                    return;
+                }
+
                 if (finished && Kills < TargetKills)
                 {
                     // Everything is acknowledged but kills are still due: this one lands while the last file may
