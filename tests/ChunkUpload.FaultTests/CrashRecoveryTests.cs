@@ -191,6 +191,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
         private int _transientRetries;
         private int _epochAcks;
         private int _startupMs = 800;
+        private readonly List<int> _startups = [];
         private int _run;
         private bool _stop;
         private TusUpload? _tus;
@@ -261,6 +262,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                 }
 
                 _startupMs = (int)startup.ElapsedMilliseconds;
+                _startups.Add(_startupMs);
 
                 finished = await RunEpochAsync(epoch);
                 if (Failures.Count > 0)
@@ -1005,6 +1007,8 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             foreach (var (phase, count) in _killsByPhase.OrderBy(p => p.Key, StringComparer.Ordinal))
                 figures.Line($"  {phase,-44}{count,3}");
             figures.Line($"restarts                                      {_restarts}");
+            if (_startups.Count > 0)
+                figures.Line($"start-up to /healthz (runs not killed in it)  mean {_startups.Average():F0} ms, max {_startups.Max()} ms (the machine's load shows here)");
             figures.Line($"chunk POSTs sent                              {_chunksSent} (the files have {FileCount * (FileSize / ChunkSize)} chunks)");
             figures.Line($"chunks re-sent (unacknowledged at a kill)     {_resentUnacknowledged}");
             figures.Line($"in flight at a kill, found stored on resume   {_inFlightFoundStored}");
