@@ -205,6 +205,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
         private int _tusInterruptedPrefixKept;
         private int _tusInterruptedLargePrefixKept;
         private int _tusInterruptedAllKept;
+        private int _tusInterruptedAcknowledged;
         private int _tusConflicts;
         private int _tusHeadsAfterRestart;
         private int _tusHeadAtAcked;
@@ -742,8 +743,9 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             var tus = _tus!;
             lock (_sync)
             {
-                string seen = $"HEAD offset {offset}, acknowledged {tus.Acked}, sent up to {tus.SentEnd}";
-                if (offset < tus.Durable)
+                long durable = tus.Durable;
+                string seen = $"HEAD offset {offset}, acknowledged {tus.Acked} by 204s ({durable} with earlier HEADs), sent up to {tus.SentEnd}";
+                if (offset < durable)
                 {
                     _tusHeadBelowAcked++;
                     Failures.Add($"tus: server run {epoch} lost acknowledged bytes after {Kills} kills: {seen}.");
@@ -766,7 +768,13 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                     // What the server kept of the PATCH the kill interrupted: none, a prefix (the kill landed mid-body as
                     // the server saw it), or all of it (only its 204 was lost).
                     tus.Interrupted = (-1, 0);
-                    if (offset <= start)
+                    if (start + length <= tus.Acked)
+                    {
+                        // Its 204 had been read just before the kill, while the client was still leaving SendAsync.
+                        _tusInterruptedAcknowledged++;
+                        kept = $"; the PATCH of {length} at {start} in flight at the kill had its 204 after all";
+                    }
+                    else if (offset <= start)
                     {
                         _tusInterruptedNothingKept++;
                         kept = $"; nothing kept of the interrupted PATCH of {length} at {start}";
@@ -785,14 +793,14 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                     }
                 }
 
-                if (offset == tus.Acked)
+                if (offset == durable)
                 {
                     _tusHeadAtAcked++;
                 }
-                else if (offset > tus.Acked)
+                else if (offset > durable)
                 {
                     _tusHeadAboveAcked++;
-                    _tusKeptUnacknowledged += offset - tus.Acked;
+                    _tusKeptUnacknowledged += offset - durable;
                 }
 
                 figures.Line($"tus after restart (run {epoch,3}): {seen}{kept}");
@@ -1020,8 +1028,9 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             figures.Line($"tus PATCHes sent                              {_tusPatches} ({_tusLargePatches} larger than {PieceSize / (1024 * 1024)} MiB)");
             figures.Line($"tus bytes sent                                {_tusBytesSent} ({(double)_tusBytesSent / TusFileSize:F2} x the file)");
             figures.Line($"kills during tus PATCHes                      {_tusKillsDuringPatch} (in {_tusKillsBodyHandedOver} the client had handed the whole body to the socket)");
-            figures.Line($"  then HEAD showed, of the interrupted PATCH  nothing kept {_tusInterruptedNothingKept}, a prefix kept (mid-body) {_tusInterruptedPrefixKept} ({_tusInterruptedLargePrefixKept} in a PATCH > {PieceSize / (1024 * 1024)} MiB), all kept (204 lost) {_tusInterruptedAllKept}");
+            figures.Line($"  then HEAD showed, of the interrupted PATCH  nothing kept {_tusInterruptedNothingKept}, a prefix kept (mid-body) {_tusInterruptedPrefixKept} ({_tusInterruptedLargePrefixKept} in a PATCH > {PieceSize / (1024 * 1024)} MiB), all kept (204 lost) {_tusInterruptedAllKept}, acknowledged after all (204 read as the kill landed) {_tusInterruptedAcknowledged}");
             figures.Line($"tus HEADs after restarts                      {_tusHeadsAfterRestart}: offset = acknowledged {_tusHeadAtAcked}, > acknowledged {_tusHeadAboveAcked} ({_tusKeptUnacknowledged} unacknowledged bytes kept), < acknowledged {_tusHeadBelowAcked}, > sent {_tusHeadAboveSent}");
+            figures.Line("  (acknowledged: the highest offset a 204 or an earlier HEAD reported; any HEAD below it or above the bytes sent fails the test)");
             figures.Line($"tus 409/423 answers (HEAD again)              {_tusConflicts}");
             figures.Line($"total time                                    {_clock.Elapsed.TotalSeconds:F1} s");
             figures.Line($"result                                        {(Failures.Count == 0 ? "PASS" : $"FAIL ({Failures.Count} failures)")}");
