@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using ChunkUpload.Bench;
 using ChunkUpload.FaultTests.Infrastructure;
@@ -16,8 +17,11 @@ namespace ChunkUpload.FaultTests;
 /// while chunks are written, right after a file's last chunk is acknowledged (assembly), and during start-up
 /// recovery, at least 20 times during the upload of two 256 MiB files in 4 MiB chunks, 4 in flight, multipart as
 /// resumable.js sends it. After each restart the client resumes as resumable.js does: a test GET per chunk
-/// (200 skip, 204 send). Every file must end byte-identical, no acknowledged chunk may ever be asked for again,
-/// and no temp or orphaned file may remain. Set CHUNKUPLOAD_CRASH_SEED to replay a run.
+/// (200 skip, 204 send). Alongside, a 64 MiB file goes up over tus (PROTOCOLS.md section 10): one POST, then PATCHes
+/// of a few MiB and some larger than the engine's 8 MiB piece, so kills land mid-body; after each restart the client
+/// HEADs and PATCHes on from the offset, which must never be below what a 204 acknowledged nor above what the client
+/// sent. Every file must end byte-identical, no acknowledged chunk may ever be asked for again, and no temp or
+/// orphaned file may remain. Set CHUNKUPLOAD_CRASH_SEED to replay a run.
 /// </summary>
 public sealed class CrashRecoveryTests(ITestOutputHelper output)
 {
@@ -25,6 +29,9 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
     private const long ChunkSize = 4L * 1024 * 1024;
     private const int FileCount = 2;
     private const int InFlight = 4;
+    private const long TusFileSize = 64L * 1024 * 1024;
+    private const long PieceSize = 8L * 1024 * 1024; // Upload:SegmentSize, the engine's piece
+    private const string TusVersion = "1.0.0";
     private const int TargetKills = 30;
     private const int MaxEpochs = 150;
     private static readonly TimeSpan TestBudget = TimeSpan.FromMinutes(12);
@@ -94,9 +101,77 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
         public void Dispose() => Handle.Dispose();
     }
 
+    /// <summary>The tus upload as its client knows it: what a 204 acknowledged and the most the server can have.</summary>
+    private sealed class TusUpload : IDisposable
+    {
+        public required string Path { get; init; }
+        public required string Name { get; init; }
+        public required string Sha256 { get; init; }
+        public required SafeFileHandle Handle { get; init; }
+        public long Size { get; } = TusFileSize;
+
+        /// <summary>The upload URL's path from the creation's Location (null until a 201 arrived).</summary>
+        public string? Location { get; set; }
+
+        public string Identifier => Location is { } location ? location[(location.LastIndexOf('/') + 1)..] : "";
+
+        /// <summary>The highest Upload-Offset a 204 acknowledged: it must never be lost.</summary>
+        public long Acked { get; set; }
+
+        /// <summary>The highest offset a HEAD reported (durable too: a later HEAD must not report less).</summary>
+        public long Reported { get; set; }
+
+        public long Durable => Math.Max(Acked, Reported);
+
+        /// <summary>The end of the bytes handed to a connection so far (counted before each write): the most the server can hold.</summary>
+        public long SentEnd { get; set; }
+
+        public bool AllAcked => Location is not null && Durable == Size;
+
+        /// <summary>The PATCH in flight (start -1 when none), and how much of its body has been handed over.</summary>
+        public long PatchStart { get; set; } = -1;
+
+        public long PatchLength { get; set; }
+
+        public long PatchWritten { get; set; }
+
+        /// <summary>The PATCH a kill interrupted (Start -1 when none), until a HEAD after the restart shows what was kept of it.</summary>
+        public (long Start, long Length) Interrupted { get; set; } = (-1, 0);
+
+        public void Dispose() => Handle.Dispose();
+    }
+
+    /// <summary>A file range as a PATCH body that reports, before each write, how far into the body the client is.</summary>
+    private sealed class TusBody(SafeFileHandle file, long offset, long length, Action<long> sending) : HttpContent
+    {
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
+            SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+        {
+            byte[] buffer = new byte[256 * 1024];
+            for (long done = 0; done < length;)
+            {
+                int read = RandomAccess.Read(file, buffer.AsSpan(0, (int)Math.Min(buffer.Length, length - done)), offset + done);
+                if (read <= 0)
+                    throw new EndOfStreamException($"the tus source ended at {offset + done}");
+                sending(done + read);
+                await stream.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                done += read;
+            }
+        }
+
+        protected override bool TryComputeLength(out long size)
+        {
+            size = length;
+            return true;
+        }
+    }
+
     private sealed class CrashRun(int seed, Figures figures) : IDisposable
     {
         private readonly Random _rng = new(seed);
+        private readonly Random _tusRng = new(unchecked(seed * 31) ^ 0x747573); // PATCH sizes; used by the tus worker only
         private readonly object _sync = new();
         private readonly Stopwatch _clock = new();
         private readonly List<SourceFile> _files = [];
@@ -116,8 +191,28 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
         private int _transientRetries;
         private int _epochAcks;
         private int _startupMs = 800;
+        private readonly List<int> _startups = [];
         private int _run;
         private bool _stop;
+        private TusUpload? _tus;
+        private int _tusCreations;
+        private int _tusPatches;
+        private int _tusLargePatches;
+        private long _tusBytesSent;
+        private int _tusKillsDuringPatch;
+        private int _tusKillsBodyHandedOver;
+        private int _tusInterruptedNothingKept;
+        private int _tusInterruptedPrefixKept;
+        private int _tusInterruptedLargePrefixKept;
+        private int _tusInterruptedAllKept;
+        private int _tusInterruptedAcknowledged;
+        private int _tusConflicts;
+        private int _tusHeadsAfterRestart;
+        private int _tusHeadAtAcked;
+        private int _tusHeadAboveAcked;
+        private long _tusKeptUnacknowledged;
+        private int _tusHeadBelowAcked;
+        private int _tusHeadAboveSent;
 
         public List<string> Failures { get; } = [];
 
@@ -138,7 +233,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             _storageRoot = Path.Combine(_tempRoot, "storage");
             Directory.CreateDirectory(_storageRoot);
             await CreateSourcesAsync();
-            figures.Line($"Sources: {FileCount} files of {FileSize / (1024 * 1024)} MiB in {_clock.Elapsed.TotalSeconds:F1} s; chunk {ChunkSize / (1024 * 1024)} MiB, {InFlight} in flight");
+            figures.Line($"Sources: {FileCount} files of {FileSize / (1024 * 1024)} MiB in {_clock.Elapsed.TotalSeconds:F1} s; chunk {ChunkSize / (1024 * 1024)} MiB, {InFlight} in flight; tus: {TusFileSize / (1024 * 1024)} MiB in PATCHes of 1-6 MiB and 9-16 MiB");
 
             bool finished = false;
             for (int epoch = 0; epoch < MaxEpochs && !finished; epoch++)
@@ -152,7 +247,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                 if (epoch > 0)
                     _restarts++;
                 _server = ServerProcess.Start(_storageRoot);
-                bool allAcked = _files.All(f => f.AllAcked);
+                bool allAcked = _files.All(f => f.AllAcked) && _tus!.AllAcked;
                 bool startupKill = Kills < TargetKills && (allAcked || _rng.NextDouble() < 0.3);
                 if (startupKill)
                 {
@@ -168,10 +263,18 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                 }
 
                 _startupMs = (int)startup.ElapsedMilliseconds;
+                _startups.Add(_startupMs);
 
                 finished = await RunEpochAsync(epoch);
                 if (Failures.Count > 0)
                     return;
+                if (!finished && _server is not null)
+                {
+                    // Every unfinished run ends with a kill; anything else would start the next server beside this one.
+                    Failures.Add($"Server run {epoch} ended with uploads unfinished and without a kill.");
+                    return;
+                }
+
                 if (finished && Kills < TargetKills)
                 {
                     // Everything is acknowledged but kills are still due: this one lands while the last file may
@@ -198,11 +301,34 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             for (int i = 0; i < FileCount; i++)
             {
                 string path = Path.Combine(dir, $"source-{i}.bin");
-                var random = new Random(unchecked(seed + (i * 7919)));
+                string sha256 = await WriteSourceAsync(path, FileSize, new Random(unchecked(seed + (i * 7919))));
+                _files.Add(new SourceFile
+                {
+                    Path = path,
+                    Index = i,
+                    Name = $"crash-{i}.bin",
+                    Identifier = $"{FileSize}-crash-{seed}-{i}",
+                    Sha256 = sha256,
+                    Handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous),
+                });
+            }
+
+            string tusPath = Path.Combine(dir, "source-tus.bin");
+            string tusSha256 = await WriteSourceAsync(tusPath, TusFileSize, new Random(unchecked(seed + 104729)));
+            _tus = new TusUpload
+            {
+                Path = tusPath,
+                Name = "crash-tus.bin",
+                Sha256 = tusSha256,
+                Handle = File.OpenHandle(tusPath, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous),
+            };
+
+            async Task<string> WriteSourceAsync(string path, long size, Random random)
+            {
                 using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                 await using (var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1024 * 1024, useAsync: false))
                 {
-                    for (long written = 0; written < FileSize; written += block.Length)
+                    for (long written = 0; written < size; written += block.Length)
                     {
                         random.NextBytes(block);
                         hash.AppendData(block);
@@ -210,15 +336,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                     }
                 }
 
-                _files.Add(new SourceFile
-                {
-                    Path = path,
-                    Index = i,
-                    Name = $"crash-{i}.bin",
-                    Identifier = $"{FileSize}-crash-{seed}-{i}",
-                    Sha256 = Convert.ToHexStringLower(hash.GetHashAndReset()),
-                    Handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous),
-                });
+                return Convert.ToHexStringLower(hash.GetHashAndReset());
             }
         }
 
@@ -261,6 +379,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
         private void Kill(int epoch, string phase, string when)
         {
             int inFlight;
+            string tus;
             lock (_sync)
             {
                 _stop = true;
@@ -269,10 +388,11 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                 foreach (var item in _inFlight)
                     _inFlightAtKill.Add(item);
                 _killsByPhase[phase] = _killsByPhase.GetValueOrDefault(phase) + 1;
+                tus = TusAtKill();
             }
 
             string acked = string.Join(" + ", _files.Select(f => $"{f.Acked.Count(a => a)}/{f.TotalChunks}"));
-            string line = $"kill {Kills,2}: run {epoch,3}, PID {_server.Pid}, {phase}, {when}, {inFlight} chunk POSTs in flight, acknowledged {acked}, t={_clock.Elapsed.TotalSeconds:F1} s";
+            string line = $"kill {Kills,2}: run {epoch,3}, PID {_server.Pid}, {phase}, {when}, {inFlight} chunk POSTs in flight, acknowledged {acked}, {tus}, t={_clock.Elapsed.TotalSeconds:F1} s";
             _killLog.Add(line);
             figures.Line(line);
             _server.Dispose();
@@ -315,7 +435,8 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                 }
             }
 
-            var workers = Task.WhenAll(Enumerable.Range(0, InFlight).Select(_ => Task.Run(Worker)));
+            var workers = Task.WhenAll(Enumerable.Range(0, InFlight).Select(_ => Task.Run(Worker))
+                .Append(Task.Run(() => TusWorkerAsync(http, epoch))));
             var first = await Task.WhenAny(workers, trigger.Task, Task.Delay(TimeSpan.FromMinutes(5)));
             if (first != workers && first != trigger.Task)
             {
@@ -352,7 +473,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             }
 
             await workers;
-            return Failures.Count == 0 && _files.All(f => f.AllAcked);
+            return Failures.Count == 0 && _files.All(f => f.AllAcked) && _tus!.AllAcked;
         }
 
         /// <summary>resumable.js for one chunk: test GET, then the multipart POST when the test says 204. False to stop.</summary>
@@ -451,6 +572,254 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             return false;
         }
 
+        // Under _sync: what the kill interrupted of the tus upload (and the figures for it).
+        private string TusAtKill()
+        {
+            var tus = _tus!;
+            if (tus.PatchStart < 0)
+                return tus.AllAcked ? "tus complete" : $"tus at {Mib(tus.Durable)}, no PATCH in flight";
+            tus.Interrupted = (tus.PatchStart, tus.PatchLength);
+            _tusKillsDuringPatch++;
+            string patch = $"tus PATCH of {Mib(tus.PatchLength)} at {Mib(tus.PatchStart)} in flight";
+            if (tus.PatchWritten < tus.PatchLength)
+                return patch + $" ({Mib(tus.PatchWritten)} of it handed to the socket)";
+
+            // Loopback socket buffers take MiBs: the client is done writing long before the server has read the body.
+            _tusKillsBodyHandedOver++;
+            return patch + " (all of it handed to the socket)";
+        }
+
+        private static string Mib(long bytes) => $"{bytes / (1024.0 * 1024):F1} MiB";
+
+        /// <summary>
+        /// tus for the tus file in one server run: POST once (ever), then HEAD, checked against what 204s acknowledged and
+        /// what was sent, and PATCHes from that offset. True once the whole file is acknowledged; false when the run ends.
+        /// </summary>
+        private async Task<bool> TusWorkerAsync(HttpClient http, int epoch)
+        {
+            var tus = _tus!;
+            if (tus.AllAcked)
+                return true;
+            bool firstHead = true;
+            for (int attempt = 1; attempt <= 20; attempt++)
+            {
+                if (Volatile.Read(ref _stop))
+                    return false;
+                if (tus.Location is null)
+                {
+                    try
+                    {
+                        using var create = TusRequest(HttpMethod.Post, "/tus");
+                        create.Headers.Add("Upload-Length", TusFileSize.ToString(CultureInfo.InvariantCulture));
+                        create.Headers.Add("Upload-Metadata", "filename " + Convert.ToBase64String(Encoding.UTF8.GetBytes(tus.Name)));
+                        Interlocked.Increment(ref _tusCreations);
+                        using var created = await http.SendAsync(create);
+                        if (await TransientAsync(created))
+                            continue;
+                        if (created.StatusCode != HttpStatusCode.Created || created.Headers.Location is null)
+                        {
+                            Fail($"tus POST answered {(int)created.StatusCode}: {await created.Content.ReadAsStringAsync()}");
+                            return false;
+                        }
+
+                        lock (_sync)
+                            tus.Location = created.Headers.Location.OriginalString;
+                    }
+                    catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException)
+                    {
+                        return Lost(ex, "tus POST");
+                    }
+                }
+
+                long offset;
+                try
+                {
+                    using var head = await http.SendAsync(TusRequest(HttpMethod.Head, tus.Location));
+                    if (await TransientAsync(head))
+                        continue;
+                    if (head.StatusCode != HttpStatusCode.OK || UploadOffset(head) is not { } reported)
+                    {
+                        Fail($"tus HEAD {tus.Location} answered {(int)head.StatusCode} after {Kills} kills (acknowledged up to {tus.Acked}).");
+                        return false;
+                    }
+
+                    offset = reported;
+                }
+                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException)
+                {
+                    return Lost(ex, "tus HEAD");
+                }
+
+                CheckTusOffset(offset, epoch, afterRestart: firstHead && epoch > 0);
+                firstHead = false;
+                while (offset < tus.Size)
+                {
+                    // A few MiB, or now and then (and always first) more than one engine piece, never piece-aligned.
+                    long length = _tusPatches == 0 || _tusRng.Next(4) == 0
+                        ? (_tusRng.Next(9, 16) * 1024L * 1024) + _tusRng.Next(1, 1024 * 1024)
+                        : (_tusRng.Next(1, 6) * 1024L * 1024) + _tusRng.Next(1, 1024 * 1024);
+                    length = Math.Min(length, tus.Size - offset);
+                    lock (_sync)
+                    {
+                        if (_stop)
+                            return false;
+                        (tus.PatchStart, tus.PatchLength, tus.PatchWritten) = (offset, length, 0);
+                        _tusPatches++;
+                        if (length > PieceSize)
+                            _tusLargePatches++;
+                    }
+
+                    HttpStatusCode status;
+                    long? acknowledged;
+                    string answer;
+                    try
+                    {
+                        long start = offset;
+                        using var patch = TusRequest(HttpMethod.Patch, tus.Location);
+                        patch.Headers.Add("Upload-Offset", start.ToString(CultureInfo.InvariantCulture));
+                        patch.Content = new TusBody(tus.Handle, start, length, written =>
+                        {
+                            lock (_sync)
+                            {
+                                _tusBytesSent += written - tus.PatchWritten;
+                                tus.PatchWritten = written;
+                                tus.SentEnd = Math.Max(tus.SentEnd, start + written);
+                            }
+                        });
+                        patch.Content.Headers.ContentType = new MediaTypeHeaderValue("application/offset+octet-stream");
+                        using var response = await http.SendAsync(patch);
+                        status = response.StatusCode;
+                        acknowledged = UploadOffset(response);
+                        answer = status == HttpStatusCode.NoContent ? "" : await response.Content.ReadAsStringAsync();
+                        if (await TransientAsync(response))
+                            break;
+                    }
+                    catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException)
+                    {
+                        return Lost(ex, $"tus PATCH of {length} bytes at {offset}");
+                    }
+                    finally
+                    {
+                        lock (_sync)
+                            tus.PatchStart = -1;
+                    }
+
+                    if (status == HttpStatusCode.NoContent)
+                    {
+                        if (acknowledged != offset + length)
+                        {
+                            Fail($"tus PATCH of {length} bytes at {offset} answered 204 with Upload-Offset {acknowledged?.ToString(CultureInfo.InvariantCulture) ?? "none"}.");
+                            return false;
+                        }
+
+                        lock (_sync)
+                            tus.Acked = offset = acknowledged.Value;
+                        attempt = 1;
+                        continue;
+                    }
+
+                    if (status is not (HttpStatusCode.Conflict or HttpStatusCode.Locked))
+                    {
+                        Fail($"tus PATCH of {length} bytes at {offset} answered {(int)status}: {answer}");
+                        return false;
+                    }
+
+                    // Not where the server is (409), or an earlier writer still holds the upload (423): HEAD again.
+                    Interlocked.Increment(ref _tusConflicts);
+                    break;
+                }
+
+                if (offset >= tus.Size)
+                    return true;
+            }
+
+            Fail("tus: still refused after 20 attempts without progress.");
+            return false;
+        }
+
+        // The durable offset a HEAD reports: never below what a 204 acknowledged, never beyond what the client sent.
+        private void CheckTusOffset(long offset, int epoch, bool afterRestart)
+        {
+            var tus = _tus!;
+            lock (_sync)
+            {
+                long durable = tus.Durable;
+                string seen = $"HEAD offset {offset}, acknowledged {tus.Acked} by 204s ({durable} with earlier HEADs), sent up to {tus.SentEnd}";
+                if (offset < durable)
+                {
+                    _tusHeadBelowAcked++;
+                    Failures.Add($"tus: server run {epoch} lost acknowledged bytes after {Kills} kills: {seen}.");
+                }
+
+                if (offset > tus.SentEnd)
+                {
+                    _tusHeadAboveSent++;
+                    Failures.Add($"tus: server run {epoch} reports more than the client sent: {seen}.");
+                }
+
+                tus.Reported = Math.Max(tus.Reported, offset);
+                if (!afterRestart)
+                    return;
+                _tusHeadsAfterRestart++;
+                string kept = "";
+                var (start, length) = tus.Interrupted;
+                if (start >= 0)
+                {
+                    // What the server kept of the PATCH the kill interrupted: none, a prefix (the kill landed mid-body as
+                    // the server saw it), or all of it (only its 204 was lost).
+                    tus.Interrupted = (-1, 0);
+                    if (start + length <= tus.Acked)
+                    {
+                        // Its 204 had been read just before the kill, while the client was still leaving SendAsync.
+                        _tusInterruptedAcknowledged++;
+                        kept = $"; the PATCH of {length} at {start} in flight at the kill had its 204 after all";
+                    }
+                    else if (offset <= start)
+                    {
+                        _tusInterruptedNothingKept++;
+                        kept = $"; nothing kept of the interrupted PATCH of {length} at {start}";
+                    }
+                    else if (offset < start + length)
+                    {
+                        _tusInterruptedPrefixKept++;
+                        if (length > PieceSize)
+                            _tusInterruptedLargePrefixKept++;
+                        kept = $"; {offset - start} of the interrupted PATCH of {length} at {start} kept";
+                    }
+                    else
+                    {
+                        _tusInterruptedAllKept++;
+                        kept = $"; all of the interrupted PATCH of {length} at {start} kept";
+                    }
+                }
+
+                if (offset == durable)
+                {
+                    _tusHeadAtAcked++;
+                }
+                else if (offset > durable)
+                {
+                    _tusHeadAboveAcked++;
+                    _tusKeptUnacknowledged += offset - durable;
+                }
+
+                figures.Line($"tus after restart (run {epoch,3}): {seen}{kept}");
+            }
+        }
+
+        private static HttpRequestMessage TusRequest(HttpMethod method, string path)
+        {
+            var request = new HttpRequestMessage(method, new Uri(path, UriKind.Relative));
+            request.Headers.Add("Tus-Resumable", TusVersion);
+            return request;
+        }
+
+        private static long? UploadOffset(HttpResponseMessage response) =>
+            response.Headers.TryGetValues("Upload-Offset", out var values)
+            && long.TryParse(values.FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out long offset)
+                ? offset
+                : null;
+
         // A transport failure is expected only once this run's server has been killed.
         private bool Lost(Exception ex, string what)
         {
@@ -522,61 +891,11 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             using var http = new HttpClient { BaseAddress = server.BaseUri, Timeout = TimeSpan.FromMinutes(3) };
             foreach (var file in _files)
             {
-                // Completion is asynchronous: poll the status (bounded) until it is complete.
-                var deadline = Stopwatch.StartNew();
-                JsonElement status = default;
-                string state = "";
-                while (deadline.Elapsed < TimeSpan.FromMinutes(2))
-                {
-                    using var response = await http.GetAsync(new Uri("/uploads/" + Uri.EscapeDataString(file.Identifier), UriKind.Relative));
-                    string body = await response.Content.ReadAsStringAsync();
-                    if (response.StatusCode != HttpStatusCode.OK)
-                    {
-                        Failures.Add($"Status of {file.Name}: {(int)response.StatusCode} {body}");
-                        return;
-                    }
-
-                    status = JsonDocument.Parse(body).RootElement.Clone();
-                    state = status.GetProperty("state").GetString() ?? "";
-                    if (state is "complete" or "failed")
-                        break;
-                    await Task.Delay(100);
-                }
-
-                if (state != "complete")
-                {
-                    Failures.Add($"{file.Name} did not complete (state '{state}'): {status}");
+                bool? complete = await VerifyFileAsync(http, file.Name, file.Identifier, file.Sha256, FileSize);
+                if (complete is null)
+                    return;
+                if (complete == false)
                     continue;
-                }
-
-                string? sha = status.GetProperty("sha256").GetString();
-                if (!string.Equals(sha, file.Sha256, StringComparison.OrdinalIgnoreCase))
-                    Failures.Add($"{file.Name}: status sha256 {sha} differs from the source's {file.Sha256}");
-
-                using (var download = await http.GetAsync(new Uri("/files/" + Uri.EscapeDataString(file.Identifier), UriKind.Relative), HttpCompletionOption.ResponseHeadersRead))
-                {
-                    if (download.StatusCode != HttpStatusCode.OK)
-                    {
-                        Failures.Add($"Download of {file.Name}: {(int)download.StatusCode}");
-                    }
-                    else
-                    {
-                        await using var stream = await download.Content.ReadAsStreamAsync();
-                        long length = 0;
-                        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                        byte[] buffer = new byte[256 * 1024];
-                        int read;
-                        while ((read = await stream.ReadAsync(buffer)) > 0)
-                        {
-                            hash.AppendData(buffer, 0, read);
-                            length += read;
-                        }
-
-                        string downloaded = Convert.ToHexStringLower(hash.GetHashAndReset());
-                        if (length != FileSize || downloaded != file.Sha256)
-                            Failures.Add($"Download of {file.Name}: {length} bytes, sha256 {downloaded}; expected {FileSize} bytes, {file.Sha256}");
-                    }
-                }
 
                 // Every chunk, all acknowledged by now, must still be reported stored.
                 for (int chunk = 1; chunk <= file.TotalChunks; chunk++)
@@ -591,10 +910,80 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                 }
             }
 
+            var tus = _tus!;
+            if (await VerifyFileAsync(http, tus.Name, tus.Identifier, tus.Sha256, TusFileSize) is null)
+                return;
+            using (var head = await http.SendAsync(TusRequest(HttpMethod.Head, tus.Location!)))
+            {
+                if (UploadOffset(head) != TusFileSize)
+                    Failures.Add($"After completion, tus HEAD answers {(int)head.StatusCode} with Upload-Offset {UploadOffset(head)}, expected {TusFileSize}.");
+            }
+
             CheckStorage("after completion, server running");
             server.Dispose();
             _server = null;
             CheckStorage("after the final stop");
+        }
+
+        /// <summary>
+        /// Polls the status until the upload is complete, then compares its sha256 and the downloaded bytes with the
+        /// source. True when complete, false when it did not complete, null when the server does not know it.
+        /// </summary>
+        private async Task<bool?> VerifyFileAsync(HttpClient http, string name, string identifier, string sha256, long size)
+        {
+            // Completion is asynchronous: poll the status (bounded) until it is complete.
+            var deadline = Stopwatch.StartNew();
+            JsonElement status = default;
+            string state = "";
+            while (deadline.Elapsed < TimeSpan.FromMinutes(2))
+            {
+                using var response = await http.GetAsync(new Uri("/uploads/" + Uri.EscapeDataString(identifier), UriKind.Relative));
+                string body = await response.Content.ReadAsStringAsync();
+                if (response.StatusCode != HttpStatusCode.OK)
+                {
+                    Failures.Add($"Status of {name}: {(int)response.StatusCode} {body}");
+                    return null;
+                }
+
+                status = JsonDocument.Parse(body).RootElement.Clone();
+                state = status.GetProperty("state").GetString() ?? "";
+                if (state is "complete" or "failed")
+                    break;
+                await Task.Delay(100);
+            }
+
+            if (state != "complete")
+            {
+                Failures.Add($"{name} did not complete (state '{state}'): {status}");
+                return false;
+            }
+
+            string? sha = status.GetProperty("sha256").GetString();
+            if (!string.Equals(sha, sha256, StringComparison.OrdinalIgnoreCase))
+                Failures.Add($"{name}: status sha256 {sha} differs from the source's {sha256}");
+
+            using var download = await http.GetAsync(new Uri("/files/" + Uri.EscapeDataString(identifier), UriKind.Relative), HttpCompletionOption.ResponseHeadersRead);
+            if (download.StatusCode != HttpStatusCode.OK)
+            {
+                Failures.Add($"Download of {name}: {(int)download.StatusCode}");
+                return true;
+            }
+
+            await using var stream = await download.Content.ReadAsStreamAsync();
+            long length = 0;
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            byte[] buffer = new byte[256 * 1024];
+            int read;
+            while ((read = await stream.ReadAsync(buffer)) > 0)
+            {
+                hash.AppendData(buffer, 0, read);
+                length += read;
+            }
+
+            string downloaded = Convert.ToHexStringLower(hash.GetHashAndReset());
+            if (length != size || downloaded != sha256)
+                Failures.Add($"Download of {name}: {length} bytes, sha256 {downloaded}; expected {size} bytes, {sha256}");
+            return true;
         }
 
         private void CheckStorage(string when)
@@ -610,8 +999,8 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
 
             int completed = Directory.EnumerateFiles(Path.Combine(_storageRoot, "completed")).Count();
             figures.Line($"Storage {when}: {completed} completed files, {Directory.EnumerateFiles(_storageRoot, "session.json", SearchOption.AllDirectories).Count()} session.json, {stray.Count} other files");
-            if (completed != FileCount)
-                Failures.Add($"Storage {when}: {completed} files in completed/, expected {FileCount}.");
+            if (completed != FileCount + 1)
+                Failures.Add($"Storage {when}: {completed} files in completed/, expected {FileCount + 1} ({FileCount} resumable.js, 1 tus).");
             if (stray.Count > 0)
                 Failures.Add($"Storage {when}: temp or orphaned files remain: {string.Join(", ", stray)}");
         }
@@ -626,12 +1015,23 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             foreach (var (phase, count) in _killsByPhase.OrderBy(p => p.Key, StringComparer.Ordinal))
                 figures.Line($"  {phase,-44}{count,3}");
             figures.Line($"restarts                                      {_restarts}");
+            if (_startups.Count > 0)
+                figures.Line($"start-up to /healthz (runs not killed in it)  mean {_startups.Average():F0} ms, max {_startups.Max()} ms (the machine's load shows here)");
             figures.Line($"chunk POSTs sent                              {_chunksSent} (the files have {FileCount * (FileSize / ChunkSize)} chunks)");
             figures.Line($"chunks re-sent (unacknowledged at a kill)     {_resentUnacknowledged}");
             figures.Line($"in flight at a kill, found stored on resume   {_inFlightFoundStored}");
             figures.Line($"test GETs                                     {_testGets}");
             figures.Line($"re-requested acknowledged chunks              {_reRequestedAcknowledged}");
             figures.Line($"transient answers retried (503/507/429)       {_transientRetries}");
+            figures.Line($"tus file                                      {TusFileSize / (1024 * 1024)} MiB, PATCHes of 1-6 MiB and 9-16 MiB (engine piece {PieceSize / (1024 * 1024)} MiB)");
+            figures.Line($"tus creations (POST)                          {_tusCreations}");
+            figures.Line($"tus PATCHes sent                              {_tusPatches} ({_tusLargePatches} larger than {PieceSize / (1024 * 1024)} MiB)");
+            figures.Line($"tus bytes sent                                {_tusBytesSent} ({(double)_tusBytesSent / TusFileSize:F2} x the file)");
+            figures.Line($"kills during tus PATCHes                      {_tusKillsDuringPatch} (in {_tusKillsBodyHandedOver} the client had handed the whole body to the socket)");
+            figures.Line($"  then HEAD showed, of the interrupted PATCH  nothing kept {_tusInterruptedNothingKept}, a prefix kept (mid-body) {_tusInterruptedPrefixKept} ({_tusInterruptedLargePrefixKept} in a PATCH > {PieceSize / (1024 * 1024)} MiB), all kept (204 lost) {_tusInterruptedAllKept}, acknowledged after all (204 read as the kill landed) {_tusInterruptedAcknowledged}");
+            figures.Line($"tus HEADs after restarts                      {_tusHeadsAfterRestart}: offset = acknowledged {_tusHeadAtAcked}, > acknowledged {_tusHeadAboveAcked} ({_tusKeptUnacknowledged} unacknowledged bytes kept), < acknowledged {_tusHeadBelowAcked}, > sent {_tusHeadAboveSent}");
+            figures.Line("  (acknowledged: the highest offset a 204 or an earlier HEAD reported; any HEAD below it or above the bytes sent fails the test)");
+            figures.Line($"tus 409/423 answers (HEAD again)              {_tusConflicts}");
             figures.Line($"total time                                    {_clock.Elapsed.TotalSeconds:F1} s");
             figures.Line($"result                                        {(Failures.Count == 0 ? "PASS" : $"FAIL ({Failures.Count} failures)")}");
             foreach (string failure in Failures.Take(20))
@@ -643,6 +1043,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             _server?.Dispose();
             foreach (var file in _files)
                 file.Dispose();
+            _tus?.Dispose();
             try
             {
                 if (_tempRoot.Length > 0)

@@ -35,6 +35,9 @@ internal sealed class ScriptRun : IDisposable
         }
 
         start.Environment.Remove("CHUNKUPLOAD_URL");
+
+        // upload.sh --protocol tus keeps upload URLs here between runs: per test, never in the user's home.
+        start.Environment["CHUNKUPLOAD_STATE_DIR"] = StateDirectory(workingDirectory);
         var process = new Process { StartInfo = start };
         var run = new ScriptRun(process);
         process.OutputDataReceived += (_, e) => Append(run._stdout, e.Data);
@@ -44,6 +47,9 @@ internal sealed class ScriptRun : IDisposable
         process.BeginErrorReadLine();
         return run;
     }
+
+    /// <summary>Where upload.sh keeps its tus state files for runs in <paramref name="workingDirectory"/>.</summary>
+    public static string StateDirectory(string workingDirectory) => Path.Combine(workingDirectory, "state");
 
     public static async Task<ScriptRun> RunAsync(string script, string workingDirectory, params string[] arguments)
     {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using ChunkUpload.Testing;
 using Xunit.Abstractions;
 
@@ -87,6 +88,130 @@ public sealed class ScriptTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Upload_sh_over_tus_creates_the_upload_patches_the_file_in_chunks_and_verifies_the_sha256()
+    {
+        const int size = (5 * MiB) + 1234;
+        var file = CreateFile("holiday film.mkv", size);
+        using var run = await ScriptRun.RunAsync("upload.sh", _work, "--protocol", "tus", "-c", MiB.ToString(CultureInfo.InvariantCulture), file, Url);
+        output.WriteLine(run.ToString());
+
+        Assert.Equal(0, run.ExitCode);
+        var id = run.Stdout.Trim();
+        Assert.Matches("^[0-9a-f]{32}$", id);
+        Assert.Equal(id, CreatedId(run.Stderr));
+        Assert.Contains($"bytes sent: {size} in 6 PATCH(es), already on the server: 0", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("matches the server", run.Stderr, StringComparison.Ordinal);
+        var status = await StatusAsync(id);
+        Assert.Equal("tus", status!["protocol"]!.GetValue<string>());
+        Assert.Equal("complete", status["state"]!.GetValue<string>());
+        Assert.Equal(Sha256(file), status["sha256"]!.GetValue<string>());
+        Assert.Equal("holiday film.mkv", status["fileName"]!.GetValue<string>());
+        Assert.Equal(await File.ReadAllBytesAsync(file), await _server.Http.GetByteArrayAsync(new Uri("files/" + id, UriKind.Relative)));
+        Assert.Empty(StateFiles()); // a verified upload is forgotten
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public async Task Upload_sh_over_tus_killed_half_way_and_run_again_sends_only_the_rest(bool restartServerInBetween, bool onePatch)
+    {
+        const int size = 16 * MiB;
+        var file = CreateFile("big.bin", size);
+        string[] mode = onePatch ? ["--one-patch"] : ["-c", (4 * MiB).ToString(CultureInfo.InvariantCulture)];
+
+        // A slow first run (2 MiB/s), killed with its curl as soon as the server has stored part of the file: after
+        // the first 4 MiB PATCH, or within the single PATCH once the engine stored its first 8 MiB piece.
+        string? id = null;
+        var first = ScriptRun.Start("upload.sh", _work, ["--protocol", "tus", "--limit-rate", "2M", .. mode, file, Url]);
+        using (first)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (true)
+            {
+                id ??= CreatedId(first.Stderr);
+                if (id is not null && (await StatusAsync(id))?["offset"]?.GetValue<long>() > 0)
+                {
+                    break;
+                }
+
+                Assert.False(first.HasExited, $"the first run ended early: {first}");
+                Assert.True(DateTime.UtcNow < deadline, $"the first run stored nothing within 60 s: {first}");
+                await Task.Delay(100);
+            }
+
+            first.Kill();
+            await first.WaitAsync(TimeSpan.FromSeconds(30));
+            output.WriteLine(first.ToString());
+        }
+
+        Assert.NotNull(id);
+        Assert.Single(StateFiles()); // the upload URL outlives the killed run
+        if (restartServerInBetween)
+        {
+            await _server.RestartAsync(); // SIGKILL, then a new process on another port: the URL's path still leads there
+        }
+
+        var stored = (await StatusAsync(id))!["offset"]!.GetValue<long>();
+        output.WriteLine($"after the kill: {stored} of {size} bytes stored");
+        Assert.InRange(stored, 1, size - 1);
+
+        using var second = await ScriptRun.RunAsync("upload.sh", _work, ["--protocol", "tus", .. mode, file, Url]);
+        output.WriteLine(second.ToString());
+        Assert.Equal(0, second.ExitCode);
+        Assert.Equal(id, second.Stdout.Trim()); // the same upload, continued
+        Assert.DoesNotContain("created", second.Stderr, StringComparison.Ordinal);
+        Assert.Contains("resuming big.bin at byte ", second.Stderr, StringComparison.Ordinal);
+        var summary = Regex.Match(second.Stderr, @"bytes sent: (\d+) in (\d+) PATCH\(es\), already on the server: (\d+)");
+        Assert.True(summary.Success, second.ToString());
+        long sent = long.Parse(summary.Groups[1].Value, CultureInfo.InvariantCulture);
+        long already = long.Parse(summary.Groups[3].Value, CultureInfo.InvariantCulture);
+        output.WriteLine($"second run: {sent} bytes PATCHed, {already} already on the server");
+        Assert.InRange(already, stored, size - 1); // nothing the server had stored was lost or sent again
+        Assert.Equal(size - already, sent); // only the rest
+        var after = await StatusAsync(id);
+        Assert.Equal("complete", after!["state"]!.GetValue<string>());
+        Assert.Equal(Sha256(file), after["sha256"]!.GetValue<string>());
+        Assert.Empty(StateFiles());
+    }
+
+    [Fact]
+    public async Task Upload_sh_over_tus_starts_a_new_upload_when_the_server_no_longer_has_the_remembered_one()
+    {
+        var file = CreateFile("gone.bin", 4 * MiB);
+        string? id = null;
+        using (var first = ScriptRun.Start("upload.sh", _work, "--protocol", "tus", "-c", MiB.ToString(CultureInfo.InvariantCulture), "--limit-rate", "1M", file, Url))
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while ((id = CreatedId(first.Stderr)) is null || StateFiles().Length == 0)
+            {
+                Assert.False(first.HasExited, $"the first run ended early: {first}");
+                Assert.True(DateTime.UtcNow < deadline, $"the first run created no upload within 60 s: {first}");
+                await Task.Delay(50);
+            }
+
+            first.Kill();
+            await first.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        using (var delete = await _server.Http.DeleteAsync(new Uri("uploads/" + id, UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        }
+
+        using var second = await ScriptRun.RunAsync("upload.sh", _work, "--protocol", "tus", file, Url);
+        output.WriteLine(second.ToString());
+        Assert.Equal(0, second.ExitCode);
+        Assert.Contains("the server no longer has the upload", second.Stderr, StringComparison.Ordinal);
+        var newId = second.Stdout.Trim();
+        Assert.Equal(newId, CreatedId(second.Stderr));
+        Assert.NotEqual(id, newId);
+        Assert.Contains($"bytes sent: {4 * MiB} in 1 PATCH(es), already on the server: 0", second.Stderr, StringComparison.Ordinal);
+        Assert.Equal(Sha256(file), (await StatusAsync(newId))!["sha256"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Upload_sh_uses_the_servers_chunk_size_and_handles_an_empty_file()
     {
         var empty = CreateFile("empty.txt", 0);
@@ -166,8 +291,19 @@ public sealed class ScriptTests(ITestOutputHelper output) : IAsyncLifetime
             Assert.Equal(4, notComplete.ExitCode);
         }
 
-        using var badUsage = await ScriptRun.RunAsync("upload.sh", _work, "--jobs", "zero", file);
-        Assert.Equal(2, badUsage.ExitCode);
+        using (var badUsage = await ScriptRun.RunAsync("upload.sh", _work, "--jobs", "zero", file))
+        {
+            Assert.Equal(2, badUsage.ExitCode);
+        }
+
+        using (var badProtocol = await ScriptRun.RunAsync("upload.sh", _work, "--protocol", "ftp", file))
+        {
+            Assert.Equal(2, badProtocol.ExitCode);
+            Assert.Contains("--protocol must be resumable or tus", badProtocol.Stderr, StringComparison.Ordinal);
+        }
+
+        using var onePatchWithoutTus = await ScriptRun.RunAsync("upload.sh", _work, "--one-patch", file);
+        Assert.Equal(2, onePatchWithoutTus.ExitCode);
     }
 
     [Theory]
@@ -189,6 +325,16 @@ public sealed class ScriptTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     private string CreateFile(string name, int size) => TestFiles.Create(_work, name, size);
+
+    // upload.sh logs "created <upload URL>" once the tus upload exists; the id is the URL's last segment.
+    private static string? CreatedId(string stderr) =>
+        Regex.Match(stderr, "created \\S*/tus/([0-9a-f]+)") is { Success: true } m ? m.Groups[1].Value : null;
+
+    private string[] StateFiles()
+    {
+        var directory = ScriptRun.StateDirectory(_work);
+        return Directory.Exists(directory) ? Directory.GetFiles(directory) : [];
+    }
 
     private static string Sha256(string path) => TestFiles.Sha256(path);
 }
