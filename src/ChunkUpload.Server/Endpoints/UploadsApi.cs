@@ -67,6 +67,8 @@ public static class UploadsApi
         // Always an attachment of type octet-stream: the client-declared type is never trusted to render inline.
         var etag = new EntityTagHeaderValue("\"" + record.Sha256 + "\"");
         string name = DownloadNames.Safe(record.FileName);
+        if (data.RedirectUrl is { } presigned)
+            return TypedResults.Redirect(presigned.ToString()); // S3:PresignDownloads: the object store serves the bytes
         if (data.PhysicalPath is { } path)
             return TypedResults.PhysicalFile(path, "application/octet-stream", fileDownloadName: name, entityTag: etag, enableRangeProcessing: true);
         var stream = await data.OpenRange!(0, data.Length, context.RequestAborted);

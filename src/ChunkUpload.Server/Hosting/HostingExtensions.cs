@@ -6,6 +6,10 @@ using ChunkUpload.Core.Local;
 using ChunkUpload.Server.Services;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Amazon.S3;
+using ChunkUpload.Storage.Postgres;
+using ChunkUpload.Storage.S3;
+using Npgsql;
 using Serilog;
 using Serilog.Settings.Configuration;
 
@@ -49,13 +53,49 @@ public static class HostingExtensions
             .ValidateOnStart();
         builder.Services.TryAddSingleton(TimeProvider.System);
 
-        // The engine over its four contracts: local disk metadata and data, in-process locks, the configured hooks.
+        // The engine over its four contracts. Metadata and the lock: local disk and in-process, or PostgreSQL (shared
+        // by every node). Data: local disk, or S3-compatible object storage.
+        var storage = builder.Configuration.GetSection(StorageOptions.SectionName).Get<StorageOptions>() ?? new StorageOptions();
+        string? connectionString = builder.Configuration.GetConnectionString("Uploads");
+        builder.Services.AddOptions<StorageOptions>()
+            .BindConfiguration(StorageOptions.SectionName)
+            .ValidateDataAnnotations()
+            .Validate(o => o.Problem(connectionString) is null, storage.Problem(connectionString) ?? "Storage settings are inconsistent.")
+            .ValidateOnStart();
         builder.Services.AddSingleton(sp => new LocalLayout(sp.GetRequiredService<IOptions<UploadOptions>>().Value.ResolveStorageRoot()));
-        builder.Services.AddSingleton<LocalMetadataStore>();
-        builder.Services.AddSingleton<IUploadMetadataStore>(sp => sp.GetRequiredService<LocalMetadataStore>());
-        builder.Services.AddSingleton<ICompletionOutbox>(sp => sp.GetRequiredService<LocalMetadataStore>());
-        builder.Services.AddSingleton<IUploadDataStore, LocalDataStore>();
-        builder.Services.AddSingleton<IUploadLockProvider, InProcessLockProvider>();
+        if (storage.Metadata == MetadataStoreKind.PostgreSQL)
+        {
+            builder.Services.AddOptions<PostgresOptions>().BindConfiguration(PostgresOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+            builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString ?? ""));
+            builder.Services.AddSingleton<PostgresMetadataStore>();
+            builder.Services.AddSingleton<IUploadMetadataStore>(sp => sp.GetRequiredService<PostgresMetadataStore>());
+            builder.Services.AddSingleton<ICompletionOutbox>(sp => sp.GetRequiredService<PostgresMetadataStore>());
+            builder.Services.AddSingleton<IUploadLockProvider, PostgresLockProvider>();
+        }
+        else
+        {
+            builder.Services.AddSingleton<LocalMetadataStore>();
+            builder.Services.AddSingleton<IUploadMetadataStore>(sp => sp.GetRequiredService<LocalMetadataStore>());
+            builder.Services.AddSingleton<ICompletionOutbox>(sp => sp.GetRequiredService<LocalMetadataStore>());
+            builder.Services.AddSingleton<IUploadLockProvider, InProcessLockProvider>();
+        }
+
+        if (storage.Data == DataStoreKind.S3)
+        {
+            builder.Services.AddOptions<S3Options>()
+                .BindConfiguration(S3Options.SectionName)
+                .ValidateDataAnnotations()
+                .Validate(o => o.ServiceUrl is not null || !string.IsNullOrWhiteSpace(o.Region), "S3:ServiceUrl (an S3-compatible endpoint) or S3:Region (AWS) is required with Storage:Data=S3.")
+                .Validate(o => string.IsNullOrEmpty(o.AccessKey) == string.IsNullOrEmpty(o.SecretKey), "S3:AccessKey and S3:SecretKey go together.")
+                .ValidateOnStart();
+            builder.Services.AddSingleton<IAmazonS3>(sp => S3DataStore.CreateClient(sp.GetRequiredService<IOptions<S3Options>>().Value));
+            builder.Services.AddSingleton<IUploadDataStore, S3DataStore>();
+        }
+        else
+        {
+            builder.Services.AddSingleton<IUploadDataStore, LocalDataStore>();
+        }
+
         builder.Services.AddSingleton<IUploadHooks>(sp => new UploadHooks(sp.GetService<IUploadAuthorizer>(), sp.GetServices<IUploadObserver>()));
         builder.Services.AddSingleton<UploadEngine>();
         builder.Services.AddHostedService<StorageService>();
