@@ -139,6 +139,24 @@ public sealed class UploadEngine
         return SnapshotOf(record);
     }
 
+    /// <summary>
+    /// As <see cref="FindAsync"/>, once a sequential writer still at work on the upload (a request whose client may be
+    /// gone) has been asked to let go and has stored what it received: the offset a resuming client continues from
+    /// (tus HEAD). That writer's request ends with <c>request_superseded</c>.
+    /// </summary>
+    public async Task<UploadSnapshot?> FindSettledAsync(Caller caller, string id, CancellationToken cancellationToken)
+    {
+        _policy.ValidateId(id);
+        var key = caller.KeyOf(id);
+        if (_uploads.TryGet(key, out var active) && Volatile.Read(ref active.Writers) > 0)
+        {
+            // Taking the writer lock asks its holder to stop; released at once. Without it in time, report what is stored.
+            await using var writer = await _locks.AcquireAsync(key, _options.WriterLockWait, cancellationToken);
+        }
+
+        return await FindAsync(caller, id, cancellationToken);
+    }
+
     /// <summary>Waits (up to <paramref name="timeout"/>) until the upload is complete or failed; returns its state then.</summary>
     public async Task<UploadSnapshot?> WaitForCompletionAsync(Caller caller, string id, TimeSpan timeout, CancellationToken cancellationToken)
     {
@@ -523,9 +541,21 @@ public sealed class UploadEngine
             {
                 // Fill the buffer before each write: few system calls, nothing allocated per body.
                 int filled = 0;
+                Exception? broken = null;
                 while (filled < buffer.Length)
                 {
-                    int read = await body.ReadAsync(buffer.AsMemory(filled), cancellationToken);
+                    int read;
+                    try
+                    {
+                        read = await body.ReadAsync(buffer.AsMemory(filled), cancellationToken);
+                    }
+                    catch (Exception ex) when (keepPartial && filled > 0)
+                    {
+                        // The body broke off (or a newer request took over): what was read is kept like the rest.
+                        broken = ex;
+                        break;
+                    }
+
                     if (read == 0)
                     {
                         end = true;
@@ -538,6 +568,7 @@ public sealed class UploadEngine
                 if (filled > limit - position)
                     throw TooLong(record, offset, options);
                 var bytes = buffer.AsMemory(0, filled);
+                var writeToken = broken is null ? cancellationToken : CancellationToken.None;
                 while (!bytes.IsEmpty)
                 {
                     if (current is null)
@@ -548,7 +579,7 @@ public sealed class UploadEngine
 
                     long boundary = ((current.Offset / alignment) + 1) * alignment;
                     int take = (int)Math.Min(bytes.Length, boundary - position);
-                    await current.WriteAsync(bytes[..take], cancellationToken);
+                    await current.WriteAsync(bytes[..take], writeToken);
                     options.Verifier?.Observe(bytes.Span[..take]);
                     position += take;
                     bytes = bytes[take..];
@@ -559,6 +590,9 @@ public sealed class UploadEngine
                         Hand(full);
                     }
                 }
+
+                if (broken is not null)
+                    ExceptionDispatchInfo.Throw(broken);
             }
 
             if (options.ExpectedLength is { } exact && !options.KeepPartial && position != offset + exact)
