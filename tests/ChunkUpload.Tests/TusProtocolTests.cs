@@ -318,6 +318,27 @@ public sealed class TusProtocolTests : ServerTest
         Assert.Equal(400, await Tus.OffsetAsync(location));
     }
 
+    [Fact]
+    public async Task A_Deferred_Length_Upload_Streamed_Past_The_Max_Size_Is_413()
+    {
+        using var app = new ChunkUploadApplication(Dir.StorageRoot + "-small", new Dictionary<string, string?> { ["Upload:MaxFileSize"] = "1000" });
+        var tus = new TusClient(app.CreateClient());
+        string location = await tus.CreateUploadAsync(null, defer: true);
+        using (var declared = await tus.PatchAsync(location, 0, new byte[1001]))
+        {
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, declared.StatusCode);
+            await ResumableContractTests.AssertProblemAsync(declared, "file_too_large");
+        }
+
+        using (var streamed = await tus.PatchAsync(location, "0", new ChunkedContent(new byte[1500])))
+        {
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, streamed.StatusCode);
+            await ResumableContractTests.AssertProblemAsync(streamed, "file_too_large");
+        }
+
+        Assert.Equal(0, await tus.OffsetAsync(location));
+    }
+
     [Theory]
     [InlineData("sha1")]
     [InlineData("md5")]
