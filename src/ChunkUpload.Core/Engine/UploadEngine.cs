@@ -566,7 +566,13 @@ public sealed class UploadEngine
                 }
 
                 if (filled > limit - position)
+                {
+                    // Not the body the client declared: the piece in progress is dropped, not kept as a prefix (so an
+                    // over-long body never completes an upload with its first bytes).
+                    current?.Dispose();
+                    current = null;
                     throw TooLong(record, offset, limit, options);
+                }
                 var bytes = buffer.AsMemory(0, filled);
                 var writeToken = broken is null ? cancellationToken : CancellationToken.None;
                 while (!bytes.IsEmpty)
