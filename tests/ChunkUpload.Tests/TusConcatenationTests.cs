@@ -25,9 +25,8 @@ public sealed class TusConcatenationTests : IDisposable
             _dir.StorageRoot,
             new Dictionary<string, string?> { ["Webhook:Url"] = "http://app.test/uploads/completed", ["Webhook:InitialRetryDelay"] = "00:00:00.010" },
             services => services.AddHttpClient<WebhookService>().ConfigurePrimaryHttpMessageHandler(() => _webhook));
-        var http = _app.CreateClient();
-        _tus = new TusClient(http);
-        _uploads = new UploadClient(http);
+        _tus = TusClient.Of(_app);
+        _uploads = new UploadClient(_tus.Http);
     }
 
     public void Dispose()

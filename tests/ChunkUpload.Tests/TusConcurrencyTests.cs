@@ -1,6 +1,5 @@
 using System.Net;
 using ChunkUpload.Tests.Infrastructure;
-using Microsoft.AspNetCore.Mvc.Testing;
 
 namespace ChunkUpload.Tests;
 
@@ -15,9 +14,7 @@ public sealed class TusConcurrencyTests : ServerTest
 
     public TusConcurrencyTests()
     {
-        // Without the factory's redirect handler: it buffers a request body whole before sending it, so a stalled
-        // body would never reach the server.
-        Tus = new TusClient(App.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false }));
+        Tus = TusClient.Of(App);
     }
 
     private TusClient Tus { get; }

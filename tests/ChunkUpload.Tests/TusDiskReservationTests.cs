@@ -96,10 +96,5 @@ public sealed class TusDiskReservationTests(ITestOutputHelper output) : IDisposa
         Assert.Equal(data, await someone.Http.GetByteArrayAsync("/files/" + TusClient.IdOf(other)));
     }
 
-    private static TusClient Client(ChunkUploadApplication app, string apiKey)
-    {
-        var http = app.CreateClient();
-        http.DefaultRequestHeaders.Add("X-Api-Key", apiKey);
-        return new TusClient(http);
-    }
+    private static TusClient Client(ChunkUploadApplication app, string apiKey) => TusClient.Of(app, apiKey);
 }

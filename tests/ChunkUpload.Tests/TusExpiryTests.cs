@@ -18,7 +18,7 @@ public sealed class TusExpiryTests : IDisposable
     public TusExpiryTests()
     {
         _app = new ChunkUploadApplication(_dir.StorageRoot, null, services => services.AddSingleton<TimeProvider>(_clock));
-        _tus = new TusClient(_app.CreateClient());
+        _tus = TusClient.Of(_app);
     }
 
     public void Dispose()

@@ -15,7 +15,7 @@ public sealed class TusHostileInputTests : ServerTest
 
     public TusHostileInputTests()
     {
-        Tus = new TusClient(Client.Http);
+        Tus = TusClient.Of(App);
     }
 
     private TusClient Tus { get; }

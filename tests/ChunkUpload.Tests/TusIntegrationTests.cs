@@ -29,13 +29,7 @@ public sealed class TusIntegrationTests : IDisposable
         ["Auth:ApiKeys:1:Owner"] = "bob",
     };
 
-    private static TusClient As(ChunkUploadApplication app, string? apiKey)
-    {
-        var http = app.CreateClient();
-        if (apiKey is not null)
-            http.DefaultRequestHeaders.Add("X-Api-Key", apiKey);
-        return new TusClient(http);
-    }
+    private static TusClient As(ChunkUploadApplication app, string? apiKey) => TusClient.Of(app, apiKey);
 
     [Fact]
     public async Task Tus_Uploads_Are_Seen_Deleted_And_Downloaded_Through_The_Uploads_Api_And_Announced_Once()
@@ -45,7 +39,7 @@ public sealed class TusIntegrationTests : IDisposable
             _dir.StorageRoot,
             new Dictionary<string, string?> { ["Webhook:Url"] = "http://app.test/uploads/completed", ["Webhook:InitialRetryDelay"] = "00:00:00.010" },
             services => services.AddHttpClient<WebhookService>().ConfigurePrimaryHttpMessageHandler(() => webhook));
-        var tus = new TusClient(app.CreateClient());
+        var tus = TusClient.Of(app);
         var uploads = new UploadClient(tus.Http);
         byte[] data = UploadClient.RandomBytes(5000, 21);
 
@@ -98,7 +92,7 @@ public sealed class TusIntegrationTests : IDisposable
     public async Task Unfinished_Tus_Uploads_Count_Against_The_Per_Client_Limit_With_429()
     {
         using var app = new ChunkUploadApplication(_dir.StorageRoot, new Dictionary<string, string?> { ["Upload:MaxActiveUploadsPerClient"] = "2" });
-        var tus = new TusClient(app.CreateClient());
+        var tus = TusClient.Of(app);
         string first = await tus.CreateUploadAsync(10);
         await tus.CreateUploadAsync(10);
         using (var third = await tus.CreateAsync(10))
@@ -189,7 +183,7 @@ public sealed class TusIntegrationTests : IDisposable
     {
         var authorizer = new NameAuthorizer();
         using var app = new ChunkUploadApplication(_dir.StorageRoot, null, services => services.AddSingleton<IUploadAuthorizer>(authorizer));
-        var tus = new TusClient(app.CreateClient());
+        var tus = TusClient.Of(app);
         using (var refused = await tus.CreateAsync(10, TusClient.Metadata(("filename", "setup.exe"))))
         {
             Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);

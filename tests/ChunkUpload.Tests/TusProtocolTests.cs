@@ -20,7 +20,7 @@ public sealed class TusProtocolTests : ServerTest
 
     public TusProtocolTests()
     {
-        Tus = new TusClient(Client.Http);
+        Tus = TusClient.Of(App);
     }
 
     private TusClient Tus { get; }
@@ -316,13 +316,25 @@ public sealed class TusProtocolTests : ServerTest
         }
 
         Assert.Equal(400, await Tus.OffsetAsync(location));
+
+        // A streamed body that only shows it is too long after more than the server reads at once: still nothing kept,
+        // and the upload does not complete with the first bytes of a body that is not the file.
+        string other = await Tus.CreateUploadAsync(300 * 1024);
+        using (var over = await Tus.PatchAsync(other, "0", new ChunkedContent(new byte[600 * 1024])))
+        {
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, over.StatusCode);
+            await ResumableContractTests.AssertProblemAsync(over, "beyond_length");
+        }
+
+        Assert.Equal(0, await Tus.OffsetAsync(other));
+        Assert.Equal("receiving", (await Client.StatusAsync(TusClient.IdOf(other))).GetProperty("state").GetString());
     }
 
     [Fact]
     public async Task A_Deferred_Length_Upload_Streamed_Past_The_Max_Size_Is_413()
     {
         using var app = new ChunkUploadApplication(Dir.StorageRoot + "-small", new Dictionary<string, string?> { ["Upload:MaxFileSize"] = "1000" });
-        var tus = new TusClient(app.CreateClient());
+        var tus = TusClient.Of(app);
         string location = await tus.CreateUploadAsync(null, defer: true);
         using (var declared = await tus.PatchAsync(location, 0, new byte[1001]))
         {

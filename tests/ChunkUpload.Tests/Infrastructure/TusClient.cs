@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.AspNetCore.Mvc.Testing;
 
 namespace ChunkUpload.Tests.Infrastructure;
 
@@ -16,6 +17,19 @@ public sealed class TusClient(HttpClient http)
     public const string OffsetOctetStream = "application/offset+octet-stream";
 
     public HttpClient Http { get; } = http;
+
+    /// <summary>
+    /// A client of the in-process server that sends bodies as they are: without the factory's redirect handler, which
+    /// buffers a request body whole before sending it (a streamed body would go out with a Content-Length, a stalled
+    /// one never).
+    /// </summary>
+    public static TusClient Of(ChunkUploadApplication app, string? apiKey = null)
+    {
+        var http = app.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
+        if (apiKey is not null)
+            http.DefaultRequestHeaders.Add("X-Api-Key", apiKey);
+        return new TusClient(http);
+    }
 
     /// <summary>An <c>Upload-Metadata</c> value: each key with its UTF-8 value in base64 (a null value sends the key alone).</summary>
     public static string Metadata(params (string Key, string? Value)[] pairs) =>
