@@ -9,8 +9,11 @@ namespace ChunkUpload.Tests;
 
 /// <summary>
 /// Declaring a size reserves no disk: a hundred large tus creations that never send a byte leave the volume's free
-/// space as it was, do not stop another client, and are swept once the unstarted-upload expiry passes.
+/// space as it was, do not stop another client, and are swept once the unstarted-upload expiry passes. Runs alone
+/// (no other test of this assembly writes meanwhile), as it measures the volume.
 /// </summary>
+[Collection(nameof(TusDiskReservationTests))]
+[CollectionDefinition(nameof(TusDiskReservationTests), DisableParallelization = true)]
 public sealed class TusDiskReservationTests(ITestOutputHelper output) : IDisposable
 {
     private const long GiB = 1024L * 1024 * 1024;
@@ -62,7 +65,13 @@ public sealed class TusDiskReservationTests(ITestOutputHelper output) : IDisposa
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"free space before: {before:N0} bytes ({before / (double)GiB:F2} GiB)"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"free space after:  {after:N0} bytes ({after / (double)GiB:F2} GiB)"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"difference: {(before - after) / (double)MiB:F2} MiB"));
-        Assert.True(before - after < 16 * MiB, $"The creations took {(before - after) / MiB} MiB of disk.");
+        long written = Directory.EnumerateFiles(_dir.StorageRoot, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"bytes in the storage root: {written:N0} (the upload records)"));
+
+        // What the server wrote is its records (a few KiB each); the volume's figure also moves with whatever else
+        // runs on the machine, hence its allowance. Either way nothing near one declared size, let alone a hundred.
+        Assert.True(written < 2 * MiB, $"The storage root holds {written} bytes after the creations.");
+        Assert.True(before - after < 64 * MiB, $"The volume lost {(before - after) / MiB} MiB during the creations.");
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dir.StorageRoot, "parts")));
 
         foreach (var location in locations.Take(3))
