@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Net;
-using System.Text;
-using System.Text.Json;
+using ChunkUpload.Core.Engine;
+using ChunkUpload.Core.Uploads;
 using ChunkUpload.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace ChunkUpload.Tests;
 
@@ -62,6 +63,8 @@ public sealed class TusProtocolTests : ServerTest
         Assert.Equal(name, status.GetProperty("fileName").GetString());
         Assert.Equal("tus", status.GetProperty("protocol").GetString());
         Assert.Equal(3, status.GetProperty("totalSize").GetInt64());
+        var record = (await App.Services.GetRequiredService<UploadEngine>().FindAsync(Caller.Anonymous, id, CancellationToken.None))!.Record;
+        Assert.Equal("video/mp4", record.ContentType);
 
         using (var head = await Tus.HeadAsync(location))
             Assert.Equal(metadata, TusClient.Header(head, "Upload-Metadata"));
