@@ -32,6 +32,13 @@ public enum Expect
 /// <paramref name="Stall"/>: the request stops part-way and the connection stays open (a slow sender the server must cut off).</summary>
 public sealed record HostileCase(string Category, string Name, Expect Expect, byte[] Request, bool HalfClose = false, string? KnownBug = null, bool Stall = false);
 
+/// <summary>
+/// tus uploads the suite creates before it runs, for the cases that need one: <paramref name="Upload"/> is 100 bytes long
+/// with nothing stored, <paramref name="Deferred"/> has a deferred length, <paramref name="Partial"/> is a partial upload.
+/// Each is a path, /tus/{id}.
+/// </summary>
+public sealed record TusTargets(string Upload, string Deferred, string Partial);
+
 /// <summary>The crafted requests (issue 5): every category the issue lists, against the real server over raw sockets.</summary>
 public static class HostileCases
 {
@@ -52,7 +59,7 @@ public static class HostileCases
         $"../{marker}-parent",
     ];
 
-    public static List<HostileCase> All(string marker)
+    public static List<HostileCase> All(string marker, TusTargets tus)
     {
         var cases = new List<HostileCase>();
         int n = 0;
@@ -290,7 +297,91 @@ public static class HostileCases
         Add("headers", "HTTP/1.1 request without Host", Expect.Kestrel, "GET /upload HTTP/1.1\r\nConnection: close\r\n\r\n"u8.ToArray());
         Add("headers", "header line without a colon", Expect.Kestrel, Request("GET", "/healthz", headers: ["ThisIsNotAHeader"]));
 
+        AddTus(cases, marker, tus);
         return cases;
+    }
+
+    // 13. tus 1.0.0 (/tus): hostile numbers, metadata, concatenations, checksums and method overrides.
+    private static void AddTus(List<HostileCase> cases, string marker, TusTargets tus)
+    {
+        const string Tus = "Tus-Resumable: 1.0.0";
+        const string Octets = "application/offset+octet-stream";
+        void Add(string name, Expect expect, byte[] request) => cases.Add(new HostileCase("tus", name, expect, request));
+        byte[] Create(params string[] headers) => Request("POST", "/tus", null, null, [Tus, .. headers]);
+        byte[] Patch(string target, byte[] body, string? contentType, params string[] headers) => Request("PATCH", target, body, contentType, headers);
+        string B64(string text) => Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
+        byte[] ten = Body(10);
+
+        string[] numbers = ["-1", "abc", "1e3", "9223372036854775808", "99999999999999999999999", "0x10", "+5", ""];
+        foreach (string value in numbers)
+        {
+            Add($"creation Upload-Length '{value}'", Expect.Problem, Create($"Upload-Length: {value}"));
+            Add($"PATCH Upload-Offset '{value}'", Expect.Problem, Patch(tus.Upload, ten, Octets, Tus, $"Upload-Offset: {value}"));
+        }
+
+        foreach (string value in new[] { "-1", "1e3", "9223372036854775808" })
+            Add($"PATCH of a deferred upload with Upload-Length '{value}'", Expect.Problem, Patch(tus.Deferred, ten, Octets, Tus, "Upload-Offset: 0", $"Upload-Length: {value}"));
+        Add("creation with two different Upload-Length headers", Expect.Problem, Create("Upload-Length: 10", "Upload-Length: 20"));
+        Add("PATCH with two different Upload-Offset headers", Expect.Problem, Patch(tus.Upload, ten, Octets, Tus, "Upload-Offset: 0", "Upload-Offset: 10"));
+        Add("creation with Upload-Length and Upload-Defer-Length", Expect.Problem, Create("Upload-Length: 10", "Upload-Defer-Length: 1"));
+        Add("creation without a length", Expect.Problem, Create());
+        Add("creation with Upload-Defer-Length: 2", Expect.Problem, Create("Upload-Defer-Length: 2"));
+        Add("creation of 100 GiB + 1 (over Tus-Max-Size)", Expect.Problem, Create("Upload-Length: 107374182401"));
+        Add("creation without Tus-Resumable", Expect.Problem, Request("POST", "/tus", null, null, ["Upload-Length: 10"]));
+        Add("creation with Tus-Resumable: 0.2.2", Expect.Problem, Request("POST", "/tus", null, null, ["Tus-Resumable: 0.2.2", "Upload-Length: 10"]));
+
+        string[] metadata =
+        [
+            ",filename " + B64("a.bin"), "filename YQ==,,filetype Yg==", "my key YQ==", "filename YW Jj", "filename !!!!", "filename YQ=",
+            "filename " + Convert.ToBase64String([0xFF, 0xFE, 0xFD]), "filename YQ==,filename Yg==", "filename " + B64("a\0b.bin"),
+            "filename " + B64(new string('n', 2000)), "padding " + B64(new string('p', 13_000)),
+        ];
+        foreach (string value in metadata)
+            Add($"Upload-Metadata '{Short(value)}'", Expect.Problem, Create("Upload-Length: 10", "Upload-Metadata: " + value));
+        Add("Upload-Metadata key beyond ASCII (raw UTF-8 bytes)", Expect.Kestrel,
+            [.. Encoding.ASCII.GetBytes($"POST /tus HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{Tus}\r\nUpload-Length: 10\r\nContent-Length: 0\r\nUpload-Metadata: cl"),
+             .. "\u00e9"u8.ToArray(), .. " YQ==\r\n\r\n"u8.ToArray()]);
+        foreach (string value in TraversalValues(marker).Take(3))
+            Add($"creation with file name {Short(value)}", Expect.DataOrProblem, Create("Upload-Length: 10", "Upload-Metadata: filename " + B64(value)));
+
+        string partialId = tus.Partial[(tus.Partial.LastIndexOf('/') + 1)..];
+        string[] concats =
+        [
+            "final;/tus/0123456789abcdef0123456789abcdef", $"final;http://other.example{tus.Partial}", $"final;../tus/{partialId}",
+            $"final;/tus/../tus/{partialId}", $"final;/files/{partialId}", $"final;{tus.Partial} {tus.Partial}", $"final;{tus.Upload}",
+            "final;", "final", "partial;x", $"final;{tus.Partial}%00",
+        ];
+        foreach (string value in concats)
+            Add($"Upload-Concat '{Short(value)}'", Expect.Problem, Create("Upload-Concat: " + value));
+        Add("final with an Upload-Length", Expect.Problem, Create("Upload-Length: 10", $"Upload-Concat: final;{tus.Partial}"));
+
+        Add("PATCH at the wrong offset", Expect.Problem, Patch(tus.Upload, ten, Octets, Tus, "Upload-Offset: 50"));
+        Add("PATCH typed application/octet-stream", Expect.Problem, Patch(tus.Upload, ten, "application/octet-stream", Tus, "Upload-Offset: 0"));
+        Add("PATCH without Content-Type", Expect.Problem, Patch(tus.Upload, ten, null, Tus, "Upload-Offset: 0"));
+        Add("PATCH past the declared length (101 bytes of 100)", Expect.Problem, Patch(tus.Upload, Body(101), Octets, Tus, "Upload-Offset: 0"));
+        Add("PATCH with another Upload-Length", Expect.Problem, Patch(tus.Upload, ten, Octets, Tus, "Upload-Offset: 0", "Upload-Length: 200"));
+        Add("PATCH without Tus-Resumable", Expect.Problem, Patch(tus.Upload, ten, Octets, "Upload-Offset: 0"));
+        Add("PATCH of an unknown upload", Expect.Problem, Patch("/tus/0123456789abcdef0123456789abcdef", ten, Octets, Tus, "Upload-Offset: 0"));
+        Add("PATCH /tus/..%2F..%2Fsessions", Expect.Problem, Patch("/tus/..%2F..%2Fsessions", ten, Octets, Tus, "Upload-Offset: 0"));
+        Add("PATCH /tus/{2,000 chars}", Expect.Problem, Patch("/tus/" + new string('t', 2000), ten, Octets, Tus, "Upload-Offset: 0"));
+        Add("DELETE of an unknown upload", Expect.Problem, Request("DELETE", "/tus/0123456789abcdef0123456789abcdef", null, null, [Tus]));
+
+        string[] checksums = ["crc32 AAAAAA==", "sha1", "sha1 !!!", "sha256 2jmj7l5rSw0yVb/vlWAYkK/YBwk=", "sha1:2jmj7l5rSw0yVb/vlWAYkK/YBwk=", "sha1 2jmj7l5rSw0yVb/vlWAYkK/YBwk="];
+        foreach (string value in checksums)
+            Add($"Upload-Checksum '{value}'", Expect.Problem, Patch(tus.Upload, ten, Octets, Tus, "Upload-Offset: 0", "Upload-Checksum: " + value));
+        Add("two different Upload-Checksum headers", Expect.Problem,
+            Patch(tus.Upload, ten, Octets, Tus, "Upload-Offset: 0", "Upload-Checksum: sha1 2jmj7l5rSw0yVb/vlWAYkK/YBwk=", "Upload-Checksum: md5 1B2M2Y8AsgTpgAmY7PhCfg=="));
+        byte[] chunked = [.. "a\r\n"u8.ToArray(), .. ten, .. "\r\n0\r\n"u8.ToArray()];
+        Add("chunked PATCH announcing an Upload-Checksum trailer and sending none", Expect.Problem,
+            Request("PATCH", tus.Upload, [.. chunked, .. "\r\n"u8.ToArray()], Octets, [Tus, "Upload-Offset: 0", "Transfer-Encoding: chunked", "Trailer: Upload-Checksum"], contentLength: ""));
+        Add("chunked PATCH with an unknown algorithm in the trailer", Expect.Problem,
+            Request("PATCH", tus.Upload, [.. chunked, .. "Upload-Checksum: crc32 AAAAAA==\r\n\r\n"u8.ToArray()], Octets, [Tus, "Upload-Offset: 0", "Transfer-Encoding: chunked", "Trailer: Upload-Checksum"], contentLength: ""));
+        Add("chunked PATCH with a mismatching trailer", Expect.Problem,
+            Request("PATCH", tus.Upload, [.. chunked, .. "Upload-Checksum: sha1 2jmj7l5rSw0yVb/vlWAYkK/YBwk=\r\n\r\n"u8.ToArray()], Octets, [Tus, "Upload-Offset: 0", "Transfer-Encoding: chunked", "Trailer: Upload-Checksum"], contentLength: ""));
+
+        foreach (string method in new[] { "TRACE", "GET", "PUT", "POST", "CONNECT" })
+            Add($"X-HTTP-Method-Override: {method}", Expect.Problem, Request("POST", tus.Upload, ten, Octets, [Tus, "Upload-Offset: 0", "X-HTTP-Method-Override: " + method]));
+        Add("POST to an upload URL without X-HTTP-Method-Override", Expect.Problem, Request("POST", tus.Upload, ten, Octets, [Tus, "Upload-Offset: 0"]));
     }
 
     private static string Short(string value) => value.Length <= 48 ? Escape(value) : Escape(value[..45]) + "...";

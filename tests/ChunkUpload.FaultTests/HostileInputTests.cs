@@ -28,7 +28,7 @@ public sealed class HostileInputTests(ITestOutputHelper output)
             using var server = await ServerProcess.StartHealthyAsync(storage, TimeSpan.FromSeconds(90));
             using var http = new HttpClient { BaseAddress = server.BaseUri, Timeout = TimeSpan.FromSeconds(10) };
             bool runKnownBugs = Environment.GetEnvironmentVariable("CHUNKUPLOAD_HOSTILE_KNOWN_BUGS") == "1";
-            var cases = HostileCases.All(marker);
+            var cases = HostileCases.All(marker, await CreateTusTargetsAsync(http));
             foreach (var hostile in cases)
             {
                 if (hostile.KnownBug is not null && !runKnownBugs)
@@ -70,6 +70,26 @@ public sealed class HostileInputTests(ITestOutputHelper output)
 
         Assert.True(results.Count >= 60, $"Only {results.Count} hostile requests ran.");
         Assert.True(failures.Count == 0, $"{failures.Count} hostile requests were answered wrongly:\n" + string.Join('\n', failures));
+    }
+
+    // The tus uploads the tus cases aim at (PATCHes, concatenations), made the way tus-js-client makes them.
+    private static async Task<TusTargets> CreateTusTargetsAsync(HttpClient http)
+    {
+        async Task<string> CreateAsync(params (string Name, string Value)[] headers)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/tus");
+            request.Headers.Add("Tus-Resumable", "1.0.0");
+            foreach (var (name, value) in headers)
+                request.Headers.Add(name, value);
+            using var response = await http.SendAsync(request);
+            Assert.Equal(System.Net.HttpStatusCode.Created, response.StatusCode);
+            return response.Headers.Location!.OriginalString;
+        }
+
+        return new TusTargets(
+            await CreateAsync(("Upload-Length", "100")),
+            await CreateAsync(("Upload-Defer-Length", "1")),
+            await CreateAsync(("Upload-Length", "10"), ("Upload-Concat", "partial")));
     }
 
     /// <summary>Null when the answer is acceptable for the case; otherwise why not. <paramref name="outcome"/> classifies it for the table.</summary>

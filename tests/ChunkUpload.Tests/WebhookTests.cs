@@ -95,7 +95,7 @@ public sealed class WebhookTests : IDisposable
         }
     }
 
-    private sealed class Receiver(int failFirst) : HttpMessageHandler
+    internal sealed class Receiver(int failFirst) : HttpMessageHandler
     {
         private int _calls;
 

@@ -583,7 +583,13 @@ public sealed class UploadEngine
                 }
 
                 if (filled > limit - position)
-                    throw TooLong(record, offset, options);
+                {
+                    // Not the body the client declared: the piece in progress is dropped, not kept as a prefix (so an
+                    // over-long body never completes an upload with its first bytes).
+                    current?.Dispose();
+                    current = null;
+                    throw TooLong(record, offset, limit, options);
+                }
                 var bytes = buffer.AsMemory(0, filled);
                 while (!bytes.IsEmpty)
                 {
@@ -713,10 +719,12 @@ public sealed class UploadEngine
         return pending;
     }
 
-    private static UploadException TooLong(UploadRecord record, long offset, WriteOptions options) =>
+    private static UploadException TooLong(UploadRecord record, long offset, long limit, WriteOptions options) =>
         options.ExpectedLength is { } expected && (record.Length is null || offset + expected <= record.Length)
             ? new UploadException(UploadErrors.ChunkLengthMismatch, $"The body must be {expected} bytes, but it is longer.")
-            : new UploadException(UploadErrors.BeyondLength, $"The body goes past the end of the upload ({record.Length} bytes).");
+            : record.Length is { } length
+                ? new UploadException(UploadErrors.BeyondLength, $"The body goes past the end of the upload ({length} bytes).")
+                : new UploadException(UploadErrors.FileTooLarge, $"The file would be larger than the {limit} bytes you may upload.");
 
     private static async Task DrainAsync(Stream body, long? expected, CancellationToken cancellationToken)
     {

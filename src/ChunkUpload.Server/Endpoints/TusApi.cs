@@ -7,6 +7,7 @@ using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Hosting;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Protocol;
+using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 
@@ -16,8 +17,8 @@ namespace ChunkUpload.Server.Endpoints;
 /// tus 1.0.0 (https://tus.io/protocols/resumable-upload; ../shared/PROTOCOLS.md section 10) at <c>/tus</c>, upload
 /// URLs <c>/tus/{id}</c>, with every extension: creation (+with-upload, +defer-length), termination, checksum (and
 /// its trailer form), expiration, concatenation (+unfinished). A POST creates, HEAD reports the durable offset, a
-/// PATCH appends at that offset (a sequential write: a new PATCH takes the upload over from an earlier one that is
-/// still open, which keeps what it received). tus has no error body of its own: refusals are problem+json with the
+/// PATCH appends at that offset (a sequential write: a new PATCH, or the HEAD of a resuming client, takes the upload
+/// over from an earlier PATCH that is still open, which keeps what it received). tus has no error body of its own: refusals are problem+json with the
 /// statuses tus clients act on (409 and 423 are retried by tus-js-client and Uppy, other 4xx end the upload).
 /// </summary>
 public static class TusApi
@@ -46,7 +47,7 @@ public static class TusApi
             .WithSummary("Creates an upload (Upload-Length or Upload-Defer-Length: 1, Upload-Metadata, Upload-Concat: partial | final;<urls>); with an application/offset+octet-stream body it also carries the first bytes. 201 + Location.")
             .Produces(StatusCodes.Status201Created).ProducesProblem(400).ProducesProblem(412).ProducesProblem(413).ProducesProblem(460);
         tus.MapMethods("/{id}", ["HEAD"], Head).WithName("TusHead")
-            .WithSummary("The durable offset: Upload-Offset, Upload-Length (or Upload-Defer-Length), Upload-Metadata, Upload-Concat, Upload-Expires; 404 unknown, 410 expired.")
+            .WithSummary("The durable offset (a PATCH still open on the upload is ended first): Upload-Offset, Upload-Length (or Upload-Defer-Length), Upload-Metadata, Upload-Concat, Upload-Expires; 404 unknown, 410 expired.")
             .Produces(StatusCodes.Status200OK).ProducesProblem(404).ProducesProblem(410);
         tus.MapPatch("/{id}", Patch).WithName("TusPatch")
             .WithSummary("Appends the application/offset+octet-stream body at Upload-Offset (409 when it is not the stored offset, 415 other types, 460 checksum mismatch). 204 with the new Upload-Offset once durable.")
@@ -106,7 +107,9 @@ public static class TusApi
             string? defer = Single(request, "Upload-Defer-Length");
             if (defer is not null && defer != "1")
                 throw Invalid("Upload-Defer-Length must be 1.");
-            if ((length is null) == (defer is null))
+            if (length is not null && defer is not null)
+                throw new UploadException(UploadErrors.ConflictingParameter, "Send Upload-Length (the file's size in bytes) or Upload-Defer-Length: 1, not both.");
+            if (length is null && defer is null)
                 throw new UploadException(UploadErrors.LengthRequired, "Send either Upload-Length (the file's size in bytes) or Upload-Defer-Length: 1.");
             snapshot = await engine.CreateAsync(caller, spec with { Length = length, Partial = concat == "partial" }, token);
 
@@ -126,15 +129,18 @@ public static class TusApi
 
     public static async Task<IResult> Head(string id, HttpContext context, UploadEngine engine, TimeProvider time)
     {
-        // A client HEADs to learn where to resume, usually right after its PATCH broke off: the offset must include
-        // what that PATCH delivered, not only what was stored before the server noticed the drop (tusd does the same).
-        var snapshot = await FindAsync(context, engine, time, id, settled: true);
+        // A resuming client asks here: a PATCH of this upload still open (its connection may be dead) is ended first,
+        // so that the offset includes what it received and the client's next PATCH is not refused (as tusd does).
+        var snapshot = await FindAsync(context, engine, time, id, settle: true);
         var headers = context.Response.Headers;
         headers.CacheControl = "no-store";
-        headers["Upload-Offset"] = OffsetOf(snapshot);
+        bool final = snapshot.Record.Parts is not null;
+        // A final upload reports its offset once the concatenation is done and its length once the parts' are known.
+        if (!final || snapshot.IsComplete)
+            headers["Upload-Offset"] = OffsetOf(snapshot);
         if (snapshot.Length is { } length)
             headers["Upload-Length"] = length.ToString(CultureInfo.InvariantCulture);
-        else
+        else if (!final)
             headers["Upload-Defer-Length"] = "1";
         if (snapshot.Record.Property(MetadataProperty) is { } metadata)
             headers["Upload-Metadata"] = metadata;
@@ -216,11 +222,11 @@ public static class TusApi
         return content.Count == 0 ? null : new HeaderVerifier(new DigestVerifier(content));
     }
 
-    private static async Task<UploadSnapshot> FindAsync(HttpContext context, UploadEngine engine, TimeProvider time, string id, bool allowExpired = false, bool settled = false)
+    private static async Task<UploadSnapshot> FindAsync(HttpContext context, UploadEngine engine, TimeProvider time, string id, bool allowExpired = false, bool settle = false)
     {
         context.Items[ErrorHandlingMiddleware.IdentifierItem] = id;
         var caller = Principals.CallerOf(context);
-        var snapshot = settled
+        var snapshot = settle
             ? await engine.FindSettledAsync(caller, id, context.RequestAborted)
             : await engine.FindAsync(caller, id, context.RequestAborted);
         if (snapshot is null || snapshot.Record.Protocol != Protocol)
@@ -254,6 +260,9 @@ public static class TusApi
             ErrorHandlingMiddleware.LogRejection(context, error, ex.Message);
             if (HttpMethods.IsHead(context.Request.Method))
             {
+                // A HEAD answer has no body: keep the status-code pages from writing a problem into it.
+                if (context.Features.Get<IStatusCodePagesFeature>() is { } pages)
+                    pages.Enabled = false;
                 if (error.IsTransient)
                     context.Response.Headers.RetryAfter = (ex.RetryAfterSeconds ?? 5).ToString(CultureInfo.InvariantCulture);
                 return TypedResults.StatusCode(error.Status);
@@ -278,7 +287,17 @@ public static class TusApi
         var ids = new List<string>();
         foreach (var url in list.Split(' ', StringSplitOptions.RemoveEmptyEntries))
         {
-            string path = Uri.TryCreate(url, UriKind.Absolute, out var absolute) && absolute.Scheme is "http" or "https" ? absolute.AbsolutePath : url;
+            // tus-js-client names the parts with absolute URLs (its upload URLs resolved against the endpoint): they
+            // must be this server's. (On Unix a path such as /tus/x also parses as an absolute file: URI.)
+            string path = url;
+            if (Uri.TryCreate(url, UriKind.Absolute, out var absolute) && absolute.Scheme is "http" or "https")
+            {
+                if (!IsThisHost(absolute, request))
+                    throw new UploadException(UploadErrors.InvalidConcatenation,
+                        $"'{ParameterBag.Truncate(url)}' names another server ({ParameterBag.Truncate(absolute.Authority)}); a final upload joins uploads of this server only.");
+                path = absolute.AbsolutePath;
+            }
+
             string prefix = request.PathBase + BasePath + "/";
             if (!path.StartsWith(prefix, StringComparison.Ordinal) || path.Length == prefix.Length || path.IndexOf('/', prefix.Length) >= 0)
                 throw new UploadException(UploadErrors.InvalidConcatenation, $"'{ParameterBag.Truncate(url)}' is not an upload URL of this server ({prefix}<id>).");
@@ -291,6 +310,11 @@ public static class TusApi
     // Uppy sends every meta field as String(value): a file not picked from a folder has the relativePath "null".
     private static string? RelativePathOf(Dictionary<string, string?> metadata) =>
         TusMetadata.First(metadata, "relativePath") is { } path && path != "null" ? path : null;
+
+    // The host the request was sent to; without a port in Host, the URL's scheme's default (a TLS proxy in front).
+    private static bool IsThisHost(Uri url, HttpRequest request) =>
+        string.Equals(url.Host, request.Host.Host, StringComparison.OrdinalIgnoreCase)
+        && (request.Host.Port is { } port ? url.Port == port : url.IsDefaultPort);
 
     private static string LocationOf(HttpRequest request, string id) => request.PathBase + BasePath + "/" + Uri.EscapeDataString(id);
 

@@ -31,7 +31,10 @@ public static class TusMetadata
             string? value = null;
             if (space >= 0)
             {
-                string encoded = pair[(space + 1)..].Trim();
+                // Strictly base64: Convert would skip spaces inside, making "key a b" a value.
+                string encoded = pair[(space + 1)..];
+                if (!encoded.All(IsBase64Char))
+                    throw Invalid($"The Upload-Metadata value of '{ParameterBag.Truncate(key)}' is not base64 (a key and its value are separated by one space).");
                 try
                 {
                     value = StrictUtf8.GetString(Convert.FromBase64String(encoded));
@@ -59,6 +62,8 @@ public static class TusMetadata
 
         return null;
     }
+
+    private static bool IsBase64Char(char c) => char.IsAsciiLetterOrDigit(c) || c is '+' or '/' or '=';
 
     private static UploadException Invalid(string detail) => new(UploadErrors.InvalidParameter, detail);
 }
