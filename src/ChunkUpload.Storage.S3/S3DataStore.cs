@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
 using ChunkUpload.Core;
@@ -102,7 +103,9 @@ public sealed partial class S3DataStore : IUploadDataStore
 
     public Task<bool> HasDataAsync(UploadRecord upload, CancellationToken cancellationToken) => Task.FromResult(true);
 
-    public async Task<string?> PrepareAsync(UploadRecord upload, CancellationToken cancellationToken)
+    public Task<string?> PrepareAsync(UploadRecord upload, CancellationToken cancellationToken) => Guard(() => PrepareCoreAsync(upload, cancellationToken));
+
+    private async Task<string?> PrepareCoreAsync(UploadRecord upload, CancellationToken cancellationToken)
     {
         var start = await _s3.InitiateMultipartUploadAsync(new InitiateMultipartUploadRequest
         {
@@ -112,7 +115,9 @@ public sealed partial class S3DataStore : IUploadDataStore
         return JsonSerializer.Serialize(new S3State(start.UploadId, PartSizeFor(upload)), S3JsonContext.Default.S3State);
     }
 
-    public async Task DiscardPreparedAsync(UploadRecord upload, CancellationToken cancellationToken)
+    public Task DiscardPreparedAsync(UploadRecord upload, CancellationToken cancellationToken) => Guard(() => DiscardPreparedCoreAsync(upload, cancellationToken));
+
+    private async Task DiscardPreparedCoreAsync(UploadRecord upload, CancellationToken cancellationToken)
     {
         if (upload.StorageState is not null)
             await AbortAsync(upload, StateOf(upload), cancellationToken);
@@ -135,7 +140,9 @@ public sealed partial class S3DataStore : IUploadDataStore
 
     public IStagedPiece Stage(UploadRecord upload, long offset) => new StagedFile(_staging, offset);
 
-    public async Task CommitAsync(UploadRecord upload, IReadOnlyList<PieceCommit> commits, CancellationToken cancellationToken)
+    public Task CommitAsync(UploadRecord upload, IReadOnlyList<PieceCommit> commits, CancellationToken cancellationToken) => Guard(() => CommitCoreAsync(upload, commits, cancellationToken));
+
+    private async Task CommitCoreAsync(UploadRecord upload, IReadOnlyList<PieceCommit> commits, CancellationToken cancellationToken)
     {
         var state = StateOf(upload);
         var touched = new HashSet<long>();
@@ -173,7 +180,9 @@ public sealed partial class S3DataStore : IUploadDataStore
     /// <summary>Nothing to copy now: a concatenation's object is built from its parts' finished objects at publication.</summary>
     public Task CopyCompletedAsync(UploadRecord source, UploadRecord target, long targetOffset, CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public async Task PublishAsync(UploadRecord upload, CancellationToken cancellationToken)
+    public Task PublishAsync(UploadRecord upload, CancellationToken cancellationToken) => Guard(() => PublishCoreAsync(upload, cancellationToken));
+
+    private async Task PublishCoreAsync(UploadRecord upload, CancellationToken cancellationToken)
     {
         long length = upload.Length ?? throw new InvalidOperationException("Only an upload of known length is published.");
         var state = StateOf(upload);
@@ -205,7 +214,9 @@ public sealed partial class S3DataStore : IUploadDataStore
         await DeletePrefixAsync(FragmentPrefix(upload), cancellationToken);
     }
 
-    public async Task<CompletedData?> OpenCompletedAsync(UploadRecord upload, CancellationToken cancellationToken)
+    public Task<CompletedData?> OpenCompletedAsync(UploadRecord upload, CancellationToken cancellationToken) => Guard(() => OpenCompletedCoreAsync(upload, cancellationToken));
+
+    private async Task<CompletedData?> OpenCompletedCoreAsync(UploadRecord upload, CancellationToken cancellationToken)
     {
         string key = ObjectKey(upload);
         if (await LengthOfObjectAsync(key, cancellationToken) is not { } length)
@@ -232,7 +243,9 @@ public sealed partial class S3DataStore : IUploadDataStore
         }, redirect);
     }
 
-    public async Task DeleteAsync(UploadRecord upload, CancellationToken cancellationToken)
+    public Task DeleteAsync(UploadRecord upload, CancellationToken cancellationToken) => Guard(() => DeleteCoreAsync(upload, cancellationToken));
+
+    private async Task DeleteCoreAsync(UploadRecord upload, CancellationToken cancellationToken)
     {
         if (upload.StorageState is not null)
             await AbortAsync(upload, StateOf(upload), cancellationToken);
@@ -240,7 +253,9 @@ public sealed partial class S3DataStore : IUploadDataStore
         await DeletePrefixAsync(FragmentPrefix(upload), cancellationToken);
     }
 
-    public async Task<int> SweepAsync(DateTimeOffset cutoff, Func<string, CancellationToken, Task<bool>> isKnown, CancellationToken cancellationToken)
+    public Task<int> SweepAsync(DateTimeOffset cutoff, Func<string, CancellationToken, Task<bool>> isKnown, CancellationToken cancellationToken) => Guard(() => SweepCoreAsync(cutoff, isKnown, cancellationToken));
+
+    private async Task<int> SweepCoreAsync(DateTimeOffset cutoff, Func<string, CancellationToken, Task<bool>> isKnown, CancellationToken cancellationToken)
     {
         int removed = 0;
         foreach (var file in Directory.EnumerateFiles(_staging))
@@ -586,6 +601,31 @@ public sealed partial class S3DataStore : IUploadDataStore
             token = page.IsTruncated == true ? page.NextContinuationToken : null;
         }
         while (token is not null);
+    }
+
+    // The engine treats IOException as a storage fault a retry can fix (503 for clients, back-off for the assembler).
+    private static async Task Guard(Func<Task> action)
+    {
+        try
+        {
+            await action();
+        }
+        catch (Exception ex) when (ex is AmazonServiceException or Amazon.Runtime.AmazonClientException)
+        {
+            throw new IOException("The object store failed: " + ex.Message, ex);
+        }
+    }
+
+    private static async Task<T> Guard<T>(Func<Task<T>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (Exception ex) when (ex is AmazonServiceException or Amazon.Runtime.AmazonClientException)
+        {
+            throw new IOException("The object store failed: " + ex.Message, ex);
+        }
     }
 
     // ----- names -----

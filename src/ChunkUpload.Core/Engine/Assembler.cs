@@ -67,7 +67,7 @@ internal sealed class Assembler(
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or UploadException)
+        catch (Exception ex) when (StorageFaults.IsTransient(ex) || ex is UploadException)
         {
             // Storage trouble or an application that cannot answer now: keep everything and try again later.
             int failures = ++upload.AssemblyFailures;
@@ -219,12 +219,17 @@ internal sealed class Assembler(
             double journalMs = Stopwatch.GetElapsedTime(committed).TotalMilliseconds;
             EngineLog.BatchTimings(logger, record.Id, batch.Count, commitMs, journalMs);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // Nothing of this batch is acknowledged: its requests get a transient error and the client sends again.
-            var error = ex is IOException io && StorageFaults.IsDiskFull(io)
-                ? new UploadException(UploadErrors.InsufficientStorage, "The server's disk is full; the data was not stored. Try again later.", ex) { RetryAfterSeconds = 60 }
-                : new UploadException(UploadErrors.StorageUnavailable, "The server could not store the data; send it again.", ex) { RetryAfterSeconds = 5 };
+            // Nothing of this batch is acknowledged: its requests get an error (transient for storage faults: a full
+            // disk, a database or object store that does not answer) and the client sends again.
+            var error = ex switch
+            {
+                UploadException refused => refused,
+                IOException io when StorageFaults.IsDiskFull(io) =>
+                    new UploadException(UploadErrors.InsufficientStorage, "The server's disk is full; the data was not stored. Try again later.", ex) { RetryAfterSeconds = 60 },
+                _ => new UploadException(UploadErrors.StorageUnavailable, "The server could not store the data; send it again.", ex) { RetryAfterSeconds = 5 },
+            };
             Settle(upload, batch, [], error);
             throw;
         }

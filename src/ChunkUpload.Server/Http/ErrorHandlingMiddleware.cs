@@ -43,7 +43,7 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
         {
             await RejectAsync(context, UploadErrors.InsufficientStorage, "The server's disk is full. Try again later.", 60);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (Core.StorageFaults.IsTransient(ex) || ex is Amazon.Runtime.AmazonServiceException or Amazon.Runtime.AmazonClientException)
         {
             LogStorageFault(logger, ex, context.Request.Method, context.Request.Path);
             await RejectAsync(context, UploadErrors.StorageUnavailable, "The server could not reach its storage. Try again in a few seconds.", 5);
