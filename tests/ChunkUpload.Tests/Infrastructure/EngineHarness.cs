@@ -1,39 +1,106 @@
 using ChunkUpload.Core;
+using ChunkUpload.Core.Contracts;
 using ChunkUpload.Core.Engine;
 using ChunkUpload.Core.Hooks;
 using ChunkUpload.Core.Local;
 using ChunkUpload.Core.Uploads;
+using ChunkUpload.Storage.Postgres;
+using ChunkUpload.Storage.S3;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace ChunkUpload.Tests.Infrastructure;
 
-/// <summary>The engine without a host, over the local stores, with its assembler running. Abandoning one (without
-/// <see cref="Dispose"/>) and opening another over the same root is what a crash and a restart look like.</summary>
+/// <summary>The engine without a host, over the stores of a <see cref="Backend"/>, with its assembler running.
+/// Abandoning one (without <see cref="Dispose"/>) and opening another over the same root, database and bucket is
+/// what a crash and a restart look like.</summary>
 internal sealed class EngineHarness : IDisposable
 {
     public const string Protocol = "engine-test";
     private readonly CancellationTokenSource _stop = new();
+    private readonly NpgsqlDataSource? _db;
 
+    /// <summary>A local engine (local metadata and data), opened at once.</summary>
     public EngineHarness(string root, Action<UploadOptions>? configure = null)
+        : this(root, configure, Backend.LocalLocal, null, null)
     {
-        var options = new UploadOptions { StorageRoot = root, MinFreeSpace = 0 };
-        configure?.Invoke(options);
-        var wrapped = Options.Create(options);
-        Layout = new LocalLayout(options.ResolveStorageRoot());
-        Engine = new UploadEngine(
-            new LocalMetadataStore(Layout, wrapped, NullLogger<LocalMetadataStore>.Instance),
-            new LocalDataStore(Layout, wrapped),
-            new InProcessLockProvider(),
-            new UploadHooks(),
-            wrapped,
-            TimeProvider.System,
-            NullLogger<UploadEngine>.Instance);
         Engine.OpenAsync(CancellationToken.None).GetAwaiter().GetResult();
         _ = Task.Run(() => Engine.RunAssemblerAsync(_stop.Token));
     }
 
-    public void Dispose() => _stop.Cancel();
+    private EngineHarness(string root, Action<UploadOptions>? configure, Backend backend, string? connectionString, S3Options? s3)
+    {
+        var options = new UploadOptions { StorageRoot = root, MinFreeSpace = 0 };
+        configure?.Invoke(options);
+        var wrapped = Options.Create(options);
+        Backend = backend;
+        ConnectionString = connectionString;
+        S3 = s3;
+        Layout = new LocalLayout(options.ResolveStorageRoot());
+        IUploadMetadataStore metadata;
+        IUploadLockProvider locks;
+        if (connectionString is not null)
+        {
+            _db = NpgsqlDataSource.Create(connectionString);
+            metadata = new PostgresMetadataStore(_db, Options.Create(new PostgresOptions()), TimeProvider.System, NullLogger<PostgresMetadataStore>.Instance);
+            locks = new PostgresLockProvider(_db, NullLogger<PostgresLockProvider>.Instance);
+        }
+        else
+        {
+            metadata = new LocalMetadataStore(Layout, wrapped, NullLogger<LocalMetadataStore>.Instance);
+            locks = new InProcessLockProvider();
+        }
+
+        IUploadDataStore data = s3 is not null
+            ? new S3DataStore(S3DataStore.CreateClient(s3), Options.Create(s3), wrapped, TimeProvider.System, NullLogger<S3DataStore>.Instance)
+            : new LocalDataStore(Layout, wrapped);
+        Engine = new UploadEngine(metadata, data, locks, new UploadHooks(), wrapped, TimeProvider.System, NullLogger<UploadEngine>.Instance);
+    }
+
+    /// <summary>An engine over the backend's stores: a fresh database and bucket of its own.</summary>
+    public static async Task<EngineHarness> OpenAsync(string root, Backend backend, Action<UploadOptions>? configure = null)
+    {
+        string? connection = backend.UsesPostgres() ? await TestServices.NewDatabaseAsync() : null;
+        S3Options? s3 = null;
+        if (backend.UsesS3())
+        {
+            var settings = await TestServices.S3SettingsAsync();
+            s3 = new S3Options
+            {
+                ServiceUrl = new Uri(settings["S3__ServiceUrl"]),
+                AccessKey = settings["S3__AccessKey"],
+                SecretKey = settings["S3__SecretKey"],
+                Bucket = "cu-" + Guid.NewGuid().ToString("N")[..20],
+                StagingDirectory = Path.Combine(root, "s3-staging"),
+            };
+        }
+
+        return await StartAsync(new EngineHarness(root, configure, backend, connection, s3));
+    }
+
+    /// <summary>Another engine over the same stores (a restart).</summary>
+    public Task<EngineHarness> ReopenAsync(Action<UploadOptions>? configure = null) =>
+        StartAsync(new EngineHarness(Layout.Root, configure, Backend, ConnectionString, S3));
+
+    private static async Task<EngineHarness> StartAsync(EngineHarness harness)
+    {
+        await harness.Engine.OpenAsync(CancellationToken.None);
+        _ = Task.Run(() => harness.Engine.RunAssemblerAsync(harness._stop.Token));
+        return harness;
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _db?.Dispose();
+    }
+
+    public Backend Backend { get; }
+
+    public string? ConnectionString { get; }
+
+    public S3Options? S3 { get; }
 
     public UploadEngine Engine { get; }
 
@@ -64,10 +131,24 @@ internal sealed class EngineHarness : IDisposable
     public async Task<bool> IsStoredAsync(TestFile file, int chunk) =>
         await Engine.FindAsync(Caller, file.Identifier, CancellationToken.None) is { } snapshot && snapshot.Contains(file.OffsetOf(chunk), file.LengthOf(chunk));
 
-    public async Task<UploadSnapshot> WaitForCompleteAsync(TestFile file)
+    public async Task<UploadSnapshot> WaitForCompleteAsync(TestFile file) => await WaitForCompleteAsync(file.Identifier);
+
+    public async Task<UploadSnapshot> WaitForCompleteAsync(string id)
     {
-        var snapshot = await Engine.WaitForCompletionAsync(Caller, file.Identifier, TimeSpan.FromSeconds(30), CancellationToken.None);
-        Assert.True(snapshot?.IsComplete, $"{file.Identifier} did not complete ({snapshot?.WireState}).");
+        var snapshot = await Engine.WaitForCompletionAsync(Caller, id, TimeSpan.FromSeconds(60), CancellationToken.None);
+        Assert.True(snapshot?.IsComplete, $"{id} did not complete ({snapshot?.WireState}).");
         return snapshot!;
+    }
+
+    /// <summary>The finished file's bytes, from a local path or the data store's stream.</summary>
+    public async Task<byte[]> ReadCompletedAsync(string id)
+    {
+        var (_, data) = (await Engine.OpenCompletedAsync(Caller, id, CancellationToken.None))!.Value;
+        if (data.PhysicalPath is { } path)
+            return await File.ReadAllBytesAsync(path);
+        await using var stream = await data.OpenRange!(0, data.Length, CancellationToken.None);
+        using var copy = new MemoryStream();
+        await stream.CopyToAsync(copy);
+        return copy.ToArray();
     }
 }
