@@ -272,11 +272,7 @@ public static class ResumableUploadsApi
     {
         context.Items[ErrorHandlingMiddleware.IdentifierItem] = id;
         var caller = Principals.CallerOf(context);
-        var snapshot = settled
-            ? await engine.FindSettledAsync(caller, id, context.RequestAborted)
-            : await engine.FindAsync(caller, id, context.RequestAborted);
-        if (snapshot is null)
-            throw NotFound(id);
+        var snapshot = await engine.FindAsync(caller, id, context.RequestAborted) ?? throw NotFound(id);
         if (snapshot.Record.Protocol != Protocol)
         {
             if (!write)
@@ -284,6 +280,10 @@ public static class ResumableUploadsApi
             throw new UploadException(UploadErrors.WrongProtocol,
                 $"Upload '{ParameterBag.Truncate(id)}' was started with the {snapshot.Record.Protocol} protocol; it cannot be changed through {BasePath}.");
         }
+
+        // Settled only once it is known to be ours: another protocol's writer is never disturbed from here.
+        if (settled)
+            snapshot = await engine.FindSettledAsync(caller, id, context.RequestAborted) ?? throw NotFound(id);
 
         if (!allowExpired && !snapshot.IsComplete && snapshot.ExpiresAt < time.GetUtcNow())
             throw new UploadException(UploadErrors.UploadExpired, $"Upload '{ParameterBag.Truncate(id)}' expired at {snapshot.ExpiresAt:R}; start it again.");
