@@ -24,6 +24,7 @@ app.MapFineUploaderApi(app.Configuration);
 app.MapGoogleApi(app.Configuration);
 app.MapNginxUploadApi(app.Configuration);
 app.MapAppendApi(app.Configuration);
+app.MapResumableUploadsApi(app.Configuration);
 app.MapUploadsApi(app.Configuration);
 app.MapServiceApi();
 

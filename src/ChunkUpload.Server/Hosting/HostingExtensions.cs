@@ -123,14 +123,15 @@ public static class HostingExtensions
             if (origins.Length == 0)
                 return;
             // Any request header: the protocols' own (X-File-Id, X-Start-Byte, Content-Range, X-Content-Range,
-            // Content-Disposition, Session-ID, X-Session-ID, X-Upload-Content-*, the tus headers; see each API's
-            // RequestHeaders) and whatever custom headers a page adds to its client.
+            // Content-Disposition, Session-ID, X-Session-ID, X-Upload-Content-*, the tus and IETF draft headers; see
+            // each API's RequestHeaders) and whatever custom headers a page adds to its client.
             policy.WithOrigins(origins)
                 .WithMethods("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
                 .AllowAnyHeader()
                 .WithExposedHeaders([.. CommonResponseHeaders
                     .Concat(Endpoints.TusApi.ResponseHeaders).Concat(Endpoints.GoogleApi.ResponseHeaders)
                     .Concat(Endpoints.NginxUploadApi.ResponseHeaders).Concat(Endpoints.AppendApi.ResponseHeaders)
+                    .Concat(Endpoints.ResumableUploadsApi.ResponseHeaders)
                     .Distinct(StringComparer.OrdinalIgnoreCase)]);
             if (credentials)
                 policy.AllowCredentials();

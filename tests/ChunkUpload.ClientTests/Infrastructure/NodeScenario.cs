@@ -131,7 +131,7 @@ public sealed record ScenarioResult(
 
 public sealed record ScenarioError(string Message, int? Status, string? Body, string? Method);
 
-/// <summary>One request as tus-js-client made it: tus headers, body bytes it declared and handed to the socket, the answer.</summary>
+/// <summary>One request as tus-js-client made it: tus (or IETF draft) headers, body bytes it declared and handed to the socket, the answer.</summary>
 public sealed record RecordedRequest(
     string Method,
     string Url,
@@ -145,10 +145,13 @@ public sealed record RecordedRequest(
     int? Status,
     long? ResponseOffset,
     string? Location,
-    string? Error)
+    string? Error,
+    string? UploadComplete = null,
+    string? InteropVersion = null,
+    string? ResponseComplete = null)
 {
     public override string ToString() =>
         $"{Method} {new Uri(Url).AbsolutePath} offset={UploadOffset?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"} " +
-        $"concat={UploadConcat ?? "-"} body={SentBytes}/{DeclaredBytes} -> {Status?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"} " +
-        $"offset={ResponseOffset?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"}" + (Error is null ? "" : $" error: {Error}");
+        $"concat={UploadConcat ?? "-"} complete={UploadComplete ?? "-"} body={SentBytes}/{DeclaredBytes} -> {Status?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"} " +
+        $"offset={ResponseOffset?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"} complete={ResponseComplete ?? "-"}" + (Error is null ? "" : $" error: {Error}");
 }

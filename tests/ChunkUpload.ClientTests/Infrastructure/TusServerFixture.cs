@@ -27,6 +27,9 @@ public sealed class TusServerFixture : IAsyncLifetime
 
     public Uri TusEndpoint => new(Server.BaseUri, "/tus");
 
+    /// <summary>Where uploads of the IETF draft "Resumable Uploads for HTTP" are created.</summary>
+    public Uri RufhEndpoint => new(Server.BaseUri, "/rufh/");
+
     public async Task InitializeAsync()
     {
         await NodeScenario.EnsureInstalledAsync();

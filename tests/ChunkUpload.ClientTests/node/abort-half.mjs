@@ -3,8 +3,10 @@
 // remembered in a URL storage file under the file's fingerprint (path, size, mtime, endpoint), as tus-js-client
 // does when storeFingerprintForResuming is on (its default).
 //   node abort-half.mjs '{"endpoint": "...", "file": "...", "name": "...", "chunkSize": 5242880, "urlStorage": "/tmp/urls.json"}'
+// Optional for every scenario: "protocol": "ietf-draft-03" | "ietf-draft-05" (tus-js-client's IETF modes, endpoint
+// /rufh/) and "buffer": true (the file read into a Buffer, which those modes need; see lib/harness.mjs sourceOf).
 import { stat } from 'node:fs/promises'
-import { RecordingHttpStack, fileSource, main, metadataOf, run, scenarioArguments, tus } from './lib/harness.mjs'
+import { RecordingHttpStack, main, metadataOf, protocolOf, run, scenarioArguments, sourceOf, tus } from './lib/harness.mjs'
 
 main(async () => {
   const args = scenarioArguments()
@@ -17,7 +19,8 @@ main(async () => {
       control.abort()
     }
   })
-  const upload = new tus.Upload(fileSource(args.file), {
+  const upload = new tus.Upload(sourceOf(args), {
+    ...protocolOf(args),
     endpoint: args.endpoint,
     metadata: metadataOf(args),
     chunkSize: args.chunkSize,

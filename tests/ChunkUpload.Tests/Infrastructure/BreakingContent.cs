@@ -13,6 +13,9 @@ public sealed class BreakingContent(ReadOnlyMemory<byte> data, int breakAfter) :
 
     public void Break() => _broken.TrySetResult();
 
+    /// <summary>Whether <see cref="Break"/> was called (until then the body stays stalled after its first bytes).</summary>
+    public bool IsBroken => _broken.Task.IsCompleted;
+
     protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
     {
         await stream.WriteAsync(data[..breakAfter]);

@@ -2,7 +2,7 @@
 // HTTP request it makes (method, tus headers, body bytes handed to the socket, status, answered offset) and prints
 // ONE line of JSON on stdout for the xunit test to assert on. Nothing here changes what tus-js-client sends.
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { createReadStream, readFileSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { Readable, Transform } from 'node:stream'
 import * as tus from 'tus-js-client'
@@ -17,6 +17,19 @@ export function scenarioArguments() {
 /** tus-js-client's Node source for a file on disk: a ReadStream with a path, which it re-opens per slice. */
 export function fileSource(path) {
   return createReadStream(path)
+}
+
+/**
+ * The scenario's source: the file as a ReadStream, or read into a Buffer when `args.buffer` is set. The IETF modes need
+ * a Buffer: with a ReadStream tus-js-client 4.3.1 never sends Upload-Complete: ?1 (PROTOCOLS.md 11).
+ */
+export function sourceOf(args) {
+  return args.buffer ? readFileSync(args.file) : fileSource(args.file)
+}
+
+/** tus-js-client's `protocol` option when the scenario names one ('ietf-draft-03', 'ietf-draft-05'); else its default. */
+export function protocolOf(args) {
+  return args.protocol ? { protocol: args.protocol } : {}
 }
 
 export function metadataOf(args) {
@@ -51,19 +64,25 @@ export class RecordingHttpStack {
         uploadLength: numberOrNull(req.getHeader('Upload-Length')),
         uploadConcat: req.getHeader('Upload-Concat') ?? null,
         uploadChecksum: req.getHeader('Upload-Checksum') ?? null,
+        uploadComplete: req.getHeader('Upload-Complete') ?? null,
+        interopVersion: req.getHeader('Upload-Draft-Interop-Version') ?? null,
         contentType: req.getHeader('Content-Type') ?? null,
         declaredBytes: body?.size ?? 0,
         sentBytes: 0,
         status: null,
         responseOffset: null,
+        responseComplete: null,
         location: null,
         error: null,
       }
       this.requests.push(entry)
       let counted = body
-      if (body instanceof Readable) {
-        // Counts the body bytes tus-js-client hands to the request (what left the client, not what arrived).
+      if (body instanceof Readable || body instanceof Uint8Array) {
+        // Counts the body bytes tus-js-client hands to the request (what left the client, not what arrived). A
+        // Buffer (a Buffer source's slice) goes to the socket in 64 KiB pieces through the same counter: the same
+        // bytes and headers (Content-Length comes from its `size`, as for the Buffer itself), countable as they go.
         const stack = this
+        const source = body instanceof Readable ? body : Readable.from(pieces(body), { objectMode: false })
         counted = new Transform({
           transform(chunk, _encoding, callback) {
             entry.sentBytes += chunk.length
@@ -73,16 +92,17 @@ export class RecordingHttpStack {
           },
         })
         counted.size = body.size
-        body.on('error', (err) => counted.destroy(err))
-        body.pipe(counted)
+        source.on('error', (err) => counted.destroy(err))
+        source.pipe(counted)
       } else if (body != null) {
-        throw new Error(`unexpected body type ${typeof body}: the scenarios upload files from disk`)
+        throw new Error(`unexpected body type ${typeof body}: the scenarios upload files from disk or Buffers`)
       }
 
       const promise = send(counted).then(
         (res) => {
           entry.status = res.getStatus()
           entry.responseOffset = numberOrNull(res.getHeader('Upload-Offset'))
+          entry.responseComplete = res.getHeader('Upload-Complete') ?? null
           entry.location = res.getHeader('Location') ?? null
           return res
         },
@@ -179,6 +199,10 @@ export function main(scenario) {
   scenario().then(emit, (err) =>
     emit({ outcome: 'crashed', error: { message: String(err?.stack ?? err) }, requests: [] }),
   )
+}
+
+function* pieces(buffer) {
+  for (let at = 0; at < buffer.length; at += 64 * 1024) yield buffer.subarray(at, at + 64 * 1024)
 }
 
 function numberOrNull(value) {
