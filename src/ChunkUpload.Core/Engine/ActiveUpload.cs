@@ -59,6 +59,9 @@ internal sealed class ActiveUpload
 
     public long HashedUpTo { get; set; }
 
+    /// <summary>When the assembler first found every byte stored (a <see cref="System.Diagnostics.Stopwatch"/> timestamp; 0 before).</summary>
+    public long AllStoredAt { get; set; }
+
     /// <summary>Consecutive transient assembly failures, for back-off.</summary>
     public int AssemblyFailures { get; set; }
 

@@ -37,6 +37,9 @@ internal sealed class Assembler(
             _queue.Writer.TryWrite(upload);
     }
 
+    /// <summary>Uploads waiting for a batch.</summary>
+    public int QueueLength => _queue.Reader.Count;
+
     /// <summary>Drains the queue until cancelled; one call per worker.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -97,6 +100,7 @@ internal sealed class Assembler(
 
     internal async Task ProcessAsync(ActiveUpload upload, CancellationToken cancellationToken)
     {
+        using var scope = logger.UploadScope(upload.Key.Id);
         await upload.Gate.WaitAsync(cancellationToken);
         try
         {
@@ -135,7 +139,11 @@ internal sealed class Assembler(
             lock (upload.Sync)
                 all = !upload.Deleted && upload.Record.State == UploadState.Receiving && upload.AllStored;
             if (all)
+            {
+                if (upload.AllStoredAt == 0)
+                    upload.AllStoredAt = Stopwatch.GetTimestamp();
                 await CompleteAsync(upload, cancellationToken);
+            }
         }
         finally
         {
@@ -224,6 +232,8 @@ internal sealed class Assembler(
             double commitMs = Stopwatch.GetElapsedTime(started, committed).TotalMilliseconds;
             double journalMs = Stopwatch.GetElapsedTime(committed).TotalMilliseconds;
             EngineLog.BatchTimings(logger, record.Id, batch.Count, commitMs, journalMs);
+            hooks.Notify(logger, record.Id, (Record: record, Pieces: batch.Count, Bytes: added.TotalLength, Took: Stopwatch.GetElapsedTime(started)),
+                static (h, s) => h.BatchStored(s.Record, s.Pieces, s.Bytes, s.Took));
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -413,6 +423,7 @@ internal sealed class Assembler(
             await RemovePartsAsync(completed, parts, cancellationToken);
         upload.Finished.TrySetResult();
         EngineLog.UploadAssembled(logger, record.Id, record.FileName, length, sha256);
+        NotifyCompletionTimed(upload, completed);
         try
         {
             hooks.Completed(completed);
@@ -463,6 +474,7 @@ internal sealed class Assembler(
             await RemovePartsAsync(completed, parts, cancellationToken);
         upload.Finished.TrySetResult();
         EngineLog.UploadAssembled(logger, completed.Id, completed.FileName, completed.Length ?? 0, completed.Sha256 ?? "");
+        NotifyCompletionTimed(upload, completed);
         try
         {
             hooks.Completed(completed);
@@ -471,6 +483,13 @@ internal sealed class Assembler(
         {
             EngineLog.ObserverFailed(logger, ex, completed.Id);
         }
+    }
+
+    // Only for completions this process saw from their last stored byte (not those finished after a restart).
+    private void NotifyCompletionTimed(ActiveUpload upload, UploadRecord completed)
+    {
+        if (upload.AllStoredAt != 0)
+            hooks.Notify(logger, completed.Id, (Record: completed, Took: Stopwatch.GetElapsedTime(upload.AllStoredAt)), static (h, s) => h.CompletionTimed(s.Record, s.Took));
     }
 
     // The parts of a finished concatenation are not files of their own: remove them.
@@ -523,5 +542,6 @@ internal sealed class Assembler(
             uploads.Remove(upload);
         upload.Finished.TrySetResult();
         EngineLog.UploadFailed(logger, failed.Id, reason);
+        hooks.Notify(logger, failed.Id, (Record: failed, Reason: reason), static (h, s) => h.Failed(s.Record, s.Reason));
     }
 }

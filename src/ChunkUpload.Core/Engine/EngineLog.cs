@@ -46,6 +46,9 @@ internal static partial class EngineLog
     [LoggerMessage(EventId = 1015, Level = LogLevel.Error, Message = "An observer of completions failed for upload {Identifier}; the upload is complete")]
     public static partial void ObserverFailed(ILogger logger, Exception exception, string identifier);
 
+    [LoggerMessage(EventId = 1016, Level = LogLevel.Error, Message = "An observer failed on a notification for upload {Identifier}; the upload goes on")]
+    public static partial void NotificationFailed(ILogger logger, Exception exception, string identifier);
+
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Assembly of upload {Identifier} deferred for {Seconds} s after a storage error")]
     public static partial void AssemblyDeferred(ILogger logger, Exception exception, string identifier, double seconds);
 

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using ChunkUpload.Core.Contracts;
@@ -66,6 +67,33 @@ public sealed class UploadEngine
 
     /// <summary>Uploads in progress (in memory).</summary>
     public int ActiveCount => _uploads.Count;
+
+    /// <summary>Uploads waiting for the assembler's next batch.</summary>
+    public int AssemblyQueueLength => _assembler.QueueLength;
+
+    /// <summary>
+    /// The uploads in progress in this process's registry, counted by protocol and wire state (receiving, or
+    /// assembling once every byte is stored). With a shared store these are the uploads this node has worked on.
+    /// </summary>
+    public IReadOnlyList<ActiveUploadCount> CountActive()
+    {
+        var counts = new Dictionary<(string Protocol, string State), int>();
+        foreach (var active in _uploads.All)
+        {
+            string protocol, state;
+            lock (active.Sync)
+            {
+                if (active.Deleted || active.Record.State != UploadState.Receiving)
+                    continue;
+                protocol = active.Record.Protocol;
+                state = active.AllStored ? UploadStates.Assembling : UploadStates.Receiving;
+            }
+
+            counts[(protocol, state)] = counts.GetValueOrDefault((protocol, state)) + 1;
+        }
+
+        return [.. counts.Select(c => new ActiveUploadCount(c.Key.Protocol, c.Key.State, c.Value))];
+    }
 
     /// <summary>
     /// Recovers after a start or a crash: unfinished uploads come back with what their journal says is stored (and
@@ -195,6 +223,43 @@ public sealed class UploadEngine
         return (snapshot.Record, data);
     }
 
+    /// <summary>
+    /// A page of the caller's uploads, newest first (by creation, then by key), optionally in one stored state;
+    /// <paramref name="after"/> continues after the last upload of the previous page. Unfinished uploads report what
+    /// is stored now.
+    /// </summary>
+    public async Task<UploadPage> ListAsync(Caller caller, UploadState? state, UploadCursor? after, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        var filter = new UploadFilter { Owner = caller.Owner, State = state, After = after, Limit = limit + 1 };
+        var uploads = new List<UploadSnapshot>(limit);
+        bool more = false;
+        await foreach (var record in _metadata.ListAsync(filter, cancellationToken))
+        {
+            if (uploads.Count == limit)
+            {
+                more = true;
+                break;
+            }
+
+            uploads.Add(await SnapshotForListAsync(record, cancellationToken));
+        }
+
+        var next = more ? new UploadCursor(uploads[^1].Record.CreatedAt, uploads[^1].Record.Key.Hash) : null;
+        return new UploadPage(uploads, next);
+    }
+
+    private async Task<UploadSnapshot> SnapshotForListAsync(UploadRecord record, CancellationToken cancellationToken)
+    {
+        if (record.State != UploadState.Receiving)
+            return SnapshotOf(record);
+        if (!_metadata.IsShared && _uploads.TryGet(record.Key, out var active) && !active.Deleted)
+            return active.Snapshot(ExpiryOf);
+        // Another node's upload, or one that finished meanwhile: what the store says now.
+        return (await LoadAsync(record.Key, cancellationToken))?.Snapshot(ExpiryOf)
+            ?? (await _metadata.FindAsync(record.Key, cancellationToken) is { } now ? SnapshotOf(now) : SnapshotOf(record));
+    }
+
     // ------------------------------------------------------------------ creation
 
     /// <summary>Starts an upload under a new id (the engine makes one when the spec has none).</summary>
@@ -280,6 +345,7 @@ public sealed class UploadEngine
         }
 
         EngineLog.UploadStarted(_logger, id, spec.Protocol, spec.FileName, spec.Length);
+        _hooks.Notify(_logger, id, record, static (h, r) => h.Started(r));
         if (record.Length == 0 && record.Parts is null)
             _assembler.Enqueue(active); // nothing to wait for: complete it
         return (active.Snapshot(ExpiryOf), true);
@@ -657,6 +723,8 @@ public sealed class UploadEngine
             ArrayPool<byte>.Shared.Return(buffer);
         }
 
+        long bodyEnded = Stopwatch.GetTimestamp();
+
         // Acknowledge only what is durable: wait for every handed piece, even when the client is gone.
         Exception? storeFailure = null;
         foreach (var piece in handed)
@@ -679,6 +747,12 @@ public sealed class UploadEngine
             if (position > offset)
                 EngineLog.PrefixKept(_logger, record.Id, position - offset, reason);
             ExceptionDispatchInfo.Throw(failure);
+        }
+
+        if (position > offset)
+        {
+            _hooks.Notify(_logger, record.Id, (Record: record, Bytes: position - offset, Took: Stopwatch.GetElapsedTime(bodyEnded)),
+                static (h, s) => h.WriteAcknowledged(s.Record, s.Bytes, s.Took));
         }
 
         if (position > offset && _logger.IsEnabled(LogLevel.Debug))
@@ -755,10 +829,10 @@ public sealed class UploadEngine
     public async Task<bool> DeleteAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
         _policy.ValidateId(id);
-        return await DeleteAsync(caller.KeyOf(id), cancellationToken);
+        return await DeleteAsync(caller.KeyOf(id), DeletionReason.Request, cancellationToken);
     }
 
-    private async Task<bool> DeleteAsync(UploadKey key, CancellationToken cancellationToken)
+    private async Task<bool> DeleteAsync(UploadKey key, DeletionReason reason, CancellationToken cancellationToken)
     {
         // Take the writer lock so that a sequential writer stops; go on without it if the writer does not let go.
         await using var writer = await _locks.AcquireAsync(key, TimeSpan.FromSeconds(2), cancellationToken);
@@ -801,6 +875,7 @@ public sealed class UploadEngine
         }
 
         EngineLog.UploadDeleted(_logger, key.Id);
+        _hooks.Notify(_logger, key.Id, (Record: record, Reason: reason), static (h, s) => h.Deleted(s.Record, s.Reason));
         return true;
     }
 
@@ -818,7 +893,7 @@ public sealed class UploadEngine
             DateTimeOffset? expires;
             lock (active.Sync)
                 expires = Volatile.Read(ref active.Writers) > 0 || active.Pending.Count > 0 ? null : ExpiryOf(active.Record, active.LastActivity, active.Stored.TotalLength);
-            if (expires < now && await DeleteAsync(active.Key, cancellationToken))
+            if (expires < now && await DeleteAsync(active.Key, DeletionReason.Expired, cancellationToken))
                 expired++;
         }
 
@@ -834,7 +909,7 @@ public sealed class UploadEngine
                 {
                     if (_uploads.TryGet(record.Key, out var local) && (Volatile.Read(ref local.Writers) > 0 || local.Pending.Count > 0))
                         continue;
-                    if (await DeleteAsync(record.Key, cancellationToken))
+                    if (await DeleteAsync(record.Key, DeletionReason.Expired, cancellationToken))
                         expired++;
                 }
             }
@@ -850,7 +925,7 @@ public sealed class UploadEngine
         {
             await foreach (var record in _metadata.ListAsync(new UploadFilter { State = UploadState.Complete, CompletedBefore = now - keep }, cancellationToken))
             {
-                if (await DeleteAsync(record.Key, cancellationToken))
+                if (await DeleteAsync(record.Key, DeletionReason.Retention, cancellationToken))
                     retired++;
             }
         }
