@@ -9,9 +9,11 @@ builder.AddChunkUploadStorage();
 builder.AddChunkUploadCors();
 builder.AddChunkUploadSecurity();
 builder.AddChunkUploadApiDocs();
+builder.AddChunkUploadDiagnostics();
 
 var app = builder.Build();
 
+app.UseChunkUploadRequestLogging();
 app.UseChunkUploadErrorHandling();
 app.UseCors();
 app.UseChunkUploadSecurity();

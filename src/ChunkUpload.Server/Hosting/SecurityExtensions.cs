@@ -54,6 +54,7 @@ public static class SecurityExtensions
                 int seconds = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter)
                     ? (int)Math.Ceiling(retryAfter.TotalSeconds)
                     : 1;
+                Diagnostics.UploadMetrics.Rejected(context.HttpContext, SecurityErrors.RateLimited);
                 await Problems.For(context.HttpContext, SecurityErrors.RateLimited,
                     string.Create(CultureInfo.InvariantCulture, $"Too many requests from you; wait {seconds} s before sending more."),
                     Math.Max(1, seconds)).ExecuteAsync(context.HttpContext);

@@ -14,6 +14,9 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
     /// <summary>HttpContext.Items key under which protocol adapters leave the identifier for logging.</summary>
     public const string IdentifierItem = "chunkupload.identifier";
 
+    /// <summary>The status a request log records for a client that went away before the answer (nginx's 499).</summary>
+    public const int ClientClosedRequest = 499;
+
     public async Task InvokeAsync(HttpContext context)
     {
         try
@@ -23,6 +26,8 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
         catch (Exception ex) when (context.RequestAborted.IsCancellationRequested || ex is ConnectionResetException)
         {
             LogClientGone(logger, context.Request.Method, context.Request.Path, context.Items[IdentifierItem] as string);
+            if (!context.Response.HasStarted)
+                context.Response.StatusCode = ClientClosedRequest; // never sent; what the request log records
         }
         catch (UploadException ex)
         {
@@ -60,11 +65,13 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
     {
         var logger = context.RequestServices.GetRequiredService<ILogger<ErrorHandlingMiddleware>>();
         LogRejected(logger, error.Code, error.Status, context.Request.Method, context.Request.Path, context.Items[IdentifierItem] as string, detail);
+        Diagnostics.UploadMetrics.Rejected(context, error);
     }
 
     private async Task RejectAsync(HttpContext context, UploadError error, string detail, int? retryAfter)
     {
         LogRejected(logger, error.Code, error.Status, context.Request.Method, context.Request.Path, context.Items[IdentifierItem] as string, detail);
+        Diagnostics.UploadMetrics.Rejected(context, error);
         if (context.Response.HasStarted)
             return;
         context.Response.Clear();
