@@ -99,7 +99,9 @@ public sealed class StorageFaultClusterTests(ITestOutputHelper output)
 
         await cluster.WaitCompleteAsync(sender.Identifier, ClusterChecks.CompletionTimeout);
 
-        // Its background work (assembler, sweep, webhook outbox) met the outage too; the node stays up.
+        // Its background work met the outage too (the webhook reads the outbox every second): the node stays up.
+        await ClusterChecks.WaitForAsync(() => cluster.LogLines(l => l.Contains("\"Id\": 4003", StringComparison.Ordinal)).Any(l => l.Node == cut.Name) || !cut.IsAlive,
+            seen => seen, TimeSpan.FromSeconds(30), $"{cut.Name}'s webhook to find the outbox out of reach (event 4003)");
         Assert.True(cut.IsAlive, $"{cut.Name} exited while its database was out of reach:\n{cut.LogTail}");
         gate.Open();
         await ClusterChecks.WaitForAsync(() => StatusAsync(cluster, cut, "/uploads/" + sender.Identifier), status => status == HttpStatusCode.OK,
