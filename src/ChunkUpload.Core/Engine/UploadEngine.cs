@@ -147,13 +147,14 @@ public sealed class UploadEngine
     /// <see cref="FindAsync"/> for a client asking where to resume a sequential upload: a request still writing to it
     /// (typically one whose connection just dropped) is first asked to let go, as a new append would ask it, so the
     /// answer includes every byte that request delivered instead of what happened to be stored a moment earlier. When
-    /// the writer does not let go within <see cref="UploadOptions.WriterLockWait"/>, the durable state is returned.
+    /// the writer does not let go within <see cref="UploadOptions.WriterLockWait"/>, the durable state is returned. With
+    /// shared stores that request may be writing on another node, which this one cannot see: the lock is always asked for.
     /// </summary>
     public async Task<UploadSnapshot?> FindSettledAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
         _policy.ValidateId(id);
         var key = caller.KeyOf(id);
-        if (_uploads.TryGet(key, out var active) && Volatile.Read(ref active.Writers) > 0)
+        if (_metadata.IsShared || (_uploads.TryGet(key, out var active) && Volatile.Read(ref active.Writers) > 0))
         {
             // Getting the lock is what makes the old writer store its prefix and finish; it is released at once.
             await using var writer = await _locks.AcquireAsync(key, _options.WriterLockWait, cancellationToken);
