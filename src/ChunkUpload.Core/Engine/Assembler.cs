@@ -154,7 +154,9 @@ internal sealed class Assembler(
                 upload.Record = record;
             foreach (var range in ranges)
                 upload.Stored.Add(range);
-            if (record?.LastActivity is { } last && last > upload.LastActivity)
+            // The store's time of the last stored bytes, as every node reads it (this node's own clock at its last
+            // commit would make its answers differ from the others': expiry times in status and Upload-Expires).
+            if (record?.LastActivity is { } last)
                 upload.LastActivity = last;
             if (record is not { State: UploadState.Receiving })
                 SettleFinished(upload);
