@@ -251,7 +251,9 @@ public sealed class UploadEngine
         ActiveUpload active;
         using (await _uploads.LockAsync(key, cancellationToken))
         {
-            if (_uploads.TryGet(key, out var raced))
+            // With shared stores an upload this node holds in memory may have been deleted (or finished) by another
+            // node: the store, which just said there is none, decides; the atomic creation below settles any race.
+            if (_uploads.TryGet(key, out var raced) && (!_metadata.IsShared || await _assembler.RefreshAsync(raced, cancellationToken)))
             {
                 CheckProtocol(raced.Record, spec.Protocol);
                 return (raced.Snapshot(ExpiryOf), false);
