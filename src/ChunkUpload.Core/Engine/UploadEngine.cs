@@ -797,6 +797,10 @@ public sealed class UploadEngine
                 record = await _metadata.FindAsync(key, cancellationToken);
             }
 
+            // With shared stores the record in memory may be stale: another node may have deleted the upload (then
+            // there is nothing to delete) or deleted and started it again (then its data is the new record's).
+            if (_metadata.IsShared && active is not null)
+                record = await _metadata.FindAsync(key, cancellationToken);
             if (record is null)
                 return false;
             await _data.DeleteAsync(record, cancellationToken);
