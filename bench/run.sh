@@ -8,7 +8,11 @@
 # Environment: BENCH_ARTIFACTS  build output folder (default /tmp/chunkupload-bench-artifacts),
 #              BENCH_SKIP_BUILD=1 to reuse the last build,
 #              BENCH_BEFORE=REF   also build the server at git REF (a commit, say main before a change) and run it
-#                                 as target chunkupload-before, interleaved: a before/after ratio in one run.
+#                                 as target chunkupload-before, interleaved: a before/after ratio in one run,
+#              BENCH_S3=1         also start a PostgreSQL cluster (with its own durability on) and a Ceph RADOS
+#                                 Gateway (scripts/services; Debian packages installed when missing) and run the
+#                                 shared-stores scenario: ChunkUpload on PostgreSQL + S3, one and two nodes, against
+#                                 the AWS SDK's TransferUtility to the same gateway; both are stopped at the end.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,12 +64,28 @@ if [[ -n "${BENCH_BEFORE:-}" ]]; then
   before_args=(--before-server-dll "$before_dll")
 fi
 
+s3_args=()
+if [[ "${BENCH_S3:-0}" == "1" ]]; then
+  services="$artifacts/services"
+  cleanup_services() {
+    bash "$repo/scripts/services/rgw.sh" stop "$services/rgw" >/dev/null 2>&1 || true
+    bash "$repo/scripts/services/postgres.sh" stop "$services/postgres" >/dev/null 2>&1 || true
+  }
+  trap cleanup_services EXIT
+  echo "starting PostgreSQL and the RADOS Gateway for the shared-stores scenario"
+  pg=$(PG_DURABLE=1 bash "$repo/scripts/services/postgres.sh" start "$services/postgres" | tail -n 1)
+  s3_env=$(bash "$repo/scripts/services/rgw.sh" start "$services/rgw")
+  s3_value() { echo "$s3_env" | sed -n "s/^$1=//p"; }
+  s3_args=(--pg-conn "$pg" --s3-url "$(s3_value S3__ServiceUrl)" --s3-key "$(s3_value S3__AccessKey)" --s3-secret "$(s3_value S3__SecretKey)")
+fi
+
 mkdir -p "$bench/out"
 label="commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git -C "$repo" status --porcelain -- src 2>/dev/null)" ]]; then
   label="$label with uncommitted changes under src/"
 fi
-exec dotnet "$artifacts/bin/ChunkUpload.Bench/release/ChunkUpload.Bench.dll" \
+# Not exec: the trap above stops the shared stores when the benchmark ends.
+dotnet "$artifacts/bin/ChunkUpload.Bench/release/ChunkUpload.Bench.dll" \
   --server-dll "$artifacts/bin/ChunkUpload.Server/release/ChunkUpload.Server.dll" \
   --rawput-dll "$artifacts/bin/RawPut/release/RawPut.dll" \
   --bench-dir "$bench" \
@@ -74,4 +94,5 @@ exec dotnet "$artifacts/bin/ChunkUpload.Bench/release/ChunkUpload.Bench.dll" \
   --relaxed-args "--Upload:FlushToDisk=false" \
   --label "$label${BENCH_BEFORE:+, before = $BENCH_BEFORE}" \
   "${before_args[@]}" \
+  "${s3_args[@]}" \
   "$@"

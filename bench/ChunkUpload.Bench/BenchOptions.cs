@@ -34,6 +34,10 @@ internal sealed class BenchOptions
           --small-files N         many-small-files count (default 1000)
           --small-file-kib K      size of each small file in KiB (default 64)
 
+        Shared stores (issue 10; bench/run.sh starts PostgreSQL and a Ceph RADOS Gateway with BENCH_S3=1)
+          --pg-conn CONN          PostgreSQL for ChunkUpload's metadata (with the S3 options: the S3 scenario)
+          --s3-url URL            an S3-compatible endpoint; --s3-key KEY, --s3-secret SECRET its credentials
+
         Servers and files
           --server-dll PATH       ChunkUpload.Server.dll (Release build)
           --rawput-dll PATH       RawPut.dll (Release build)
@@ -70,6 +74,10 @@ internal sealed class BenchOptions
     public int SmallFiles { get; private set; } = 1000;
     public int SmallFileKiB { get; private set; } = 64;
     public string? ServerDll { get; private set; }
+    public string? PostgresConnection { get; private set; }
+    public Uri? S3Url { get; private set; }
+    public string? S3Key { get; private set; }
+    public string? S3Secret { get; private set; }
     public string? BeforeServerDll { get; private set; }
     public bool TusSingle { get; private set; } = true;
     public bool SinglePut { get; private set; } = true;
@@ -112,6 +120,10 @@ internal sealed class BenchOptions
                 case "--small-files": o.SmallFiles = (int)NonNegative(name, Next()); break;
                 case "--small-file-kib": o.SmallFileKiB = (int)Positive(name, Next()); break;
                 case "--server-dll": o.ServerDll = Path.GetFullPath(Next()); break;
+                case "--pg-conn": o.PostgresConnection = Next(); break;
+                case "--s3-url": o.S3Url = new Uri(Next()); break;
+                case "--s3-key": o.S3Key = Next(); break;
+                case "--s3-secret": o.S3Secret = Next(); break;
                 case "--before-server-dll": o.BeforeServerDll = Path.GetFullPath(Next()); break;
                 case "--tus-single": o.TusSingle = true; break;
                 case "--no-tus-single": o.TusSingle = false; break;

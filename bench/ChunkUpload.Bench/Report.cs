@@ -39,6 +39,9 @@ internal sealed class Report
 
     public TestGetResult? TestGet { get; set; }
 
+    /// <summary>Chunk acknowledgement latencies (ms) with PostgreSQL metadata under four concurrent uploads.</summary>
+    public double[]? AckLatenciesMs { get; set; }
+
     /// <summary>The 1-minute load average when the benchmark started: other work on the machine shows up here.</summary>
     public string StartLoad { get; } = LoadAverage();
 
@@ -92,6 +95,7 @@ internal sealed class Report
 
         RenderTus(sb, results);
         RenderSinglePut(sb, results);
+        RenderSharedStores(sb, results);
         RenderBeforeAfter(sb, results);
 
         var rss = results.Where(r => r.Scenario == "rss").ToList();
@@ -219,6 +223,41 @@ internal sealed class Report
         }
     }
 
+    /// <summary>ChunkUpload on PostgreSQL + S3 (one node, two nodes) against the AWS SDK's multipart upload to the same gateway.</summary>
+    private void RenderSharedStores(StringBuilder sb, IReadOnlyList<RunResult> results)
+    {
+        var rows = results.Where(r => r.Scenario == "s3").ToList();
+        if (rows.Count == 0)
+        {
+            return;
+        }
+
+        sb.AppendLine();
+        sb.AppendLine(Inv($"### Shared stores: PostgreSQL metadata + S3 data (Ceph RGW), {rows[0].ChunkBytes / MiB:0.##} MiB chunks / parts, {rows[0].Inflight} in flight, interleaved"));
+        sb.AppendLine();
+        sb.AppendLine("| target | MiB/s | target / AWS SDK TransferUtility | node CPU cores / client |");
+        sb.AppendLine("| --- | --- | --- | --- |");
+        var sdk = rows.Where(r => r.Target == SharedStoresScenario.Sdk).ToDictionary(r => r.Run, r => r.MiBps);
+        foreach (var target in rows.Select(r => r.Target).Distinct())
+        {
+            var mine = rows.Where(r => r.Target == target).ToList();
+            var ratios = mine.Where(r => sdk.ContainsKey(r.Run)).Select(r => r.MiBps / sdk[r.Run]).ToList();
+            string name = target switch
+            {
+                SharedStoresScenario.OneNode => "ChunkUpload, 1 node",
+                SharedStoresScenario.TwoNodes => "ChunkUpload, 2 nodes (chunks in turn)",
+                _ => "AWS SDK TransferUtility",
+            };
+            sb.AppendLine(Inv($"| {name} | {Cell(mine.Select(r => r.MiBps).ToList(), "F0")} | {(target == SharedStoresScenario.Sdk || ratios.Count == 0 ? "1" : Cell(ratios, "F2"))} | {Cores(mine)} |"));
+        }
+
+        if (AckLatenciesMs is { Length: > 0 } l)
+        {
+            sb.AppendLine();
+            sb.AppendLine(Inv($"Chunk acknowledgement (POST sent to 200) with PostgreSQL metadata, four concurrent uploads, one chunk in flight each: {l.Length} chunks, p50 {Stats.Percentile(l, 50):F1} ms, p90 {Stats.Percentile(l, 90):F1} ms, p99 {Stats.Percentile(l, 99):F1} ms, max {l.Max():F1} ms."));
+        }
+    }
+
     /// <summary>The resumable.js upload against an earlier build of the server (--before-server-dll), interleaved.</summary>
     private static void RenderBeforeAfter(StringBuilder sb, IReadOnlyList<RunResult> results)
     {
@@ -314,6 +353,18 @@ internal sealed class Report
         Add("Google-style single PUT: ChunkUpload / raw Kestrel PUT >= 0.85", AgainstRaw("single-put", null, TargetNames.ChunkUploadGoogle), "F3", v => v >= 0.85);
         Add("nginx-style 8 MiB segments: ChunkUpload / raw Kestrel PUT (reported)", AgainstRaw("main", Chunk8, TargetNames.ChunkUploadNginx), "F3", _ => true);
 
+        // Issue 10: ChunkUpload through S3 against the AWS SDK's own multipart upload to the same gateway.
+        double? AgainstSdk(string target)
+        {
+            var rows = results.Where(r => r.Scenario == "s3").ToList();
+            var sdk = rows.Where(r => r.Target == SharedStoresScenario.Sdk).ToDictionary(r => r.Run, r => r.MiBps);
+            var ratios = rows.Where(r => r.Target == target && sdk.ContainsKey(r.Run)).Select(r => r.MiBps / sdk[r.Run]).ToList();
+            return ratios.Count > 0 ? Stats.Median(ratios) : null;
+        }
+
+        Add("S3, 1 node: ChunkUpload / AWS SDK TransferUtility >= 0.8", AgainstSdk(SharedStoresScenario.OneNode), "F3", v => v >= 0.8);
+        Add("S3, 2 nodes: ChunkUpload / AWS SDK TransferUtility >= 0.8", AgainstSdk(SharedStoresScenario.TwoNodes), "F3", v => v >= 0.8);
+
         // "Not worse": within this machine's run-to-run noise (a few per cent) of the earlier build.
         Add("resumable.js 8 MiB chunks: after / before >= 0.95", AfterBefore(Chunk8), "F3", v => v >= 0.95);
         Add("resumable.js 1 MiB chunks: after / before >= 0.95", AfterBefore(Chunk1), "F3", v => v >= 0.95);
@@ -358,7 +409,7 @@ internal sealed class Report
         }
 
         sb.AppendLine();
-        sb.AppendLine("### Targets of issues 4, 8 and 9 (set for a 1 GiB file, 4 in flight, 5 runs; smaller runs are indicative only)");
+        sb.AppendLine("### Targets of issues 4, 8, 9 and 10 (set for a 1 GiB file, 4 in flight, 5 runs; smaller runs are indicative only)");
         sb.AppendLine();
         sb.AppendLine("| target | this run | |");
         sb.AppendLine("| --- | --- | --- |");

@@ -35,9 +35,25 @@ internal sealed class ResumableClient
     {
         _http = http;
         _baseUri = baseUri;
+        _nodes = [baseUri];
         _pollMs = pollMs;
         _testChunks = testChunks;
     }
+
+    /// <summary>A client of several nodes serving the same uploads: chunks go to them in turn (a round-robin balancer).</summary>
+    public ResumableClient(HttpClient http, IReadOnlyList<Uri> nodes, int pollMs)
+        : this(http, nodes[0], pollMs)
+    {
+        _nodes = nodes;
+    }
+
+    private readonly IReadOnlyList<Uri> _nodes;
+    private int _turn;
+
+    /// <summary>When set, the time (ms) from sending each chunk to its acknowledgement is recorded here.</summary>
+    public System.Collections.Concurrent.ConcurrentBag<double>? AckLatencies { get; init; }
+
+    private Uri NextNode() => _nodes.Count == 1 ? _baseUri : _nodes[(int)((uint)Interlocked.Increment(ref _turn) % (uint)_nodes.Count)];
 
     /// <summary>resumable.js geometry: max(floor(size/chunk), 1) chunks, the last one runs to the end of the file.</summary>
     public static long TotalChunks(long size, long chunkSize) => Math.Max(size / chunkSize, 1);
@@ -107,9 +123,10 @@ internal sealed class ResumableClient
     {
         var (offset, length) = ChunkRange(number, size, chunkSize);
         var parameters = Parameters(number, chunkSize, length, size, identifier, fileName);
-        var uri = new Uri(_baseUri, "upload?" + QueryString(parameters));
+        var uri = new Uri(NextNode(), "upload?" + QueryString(parameters));
         for (var attempt = 0; ; attempt++)
         {
+            var sent = Stopwatch.GetTimestamp();
             using var form = new MultipartFormDataContent(_boundary);
             foreach (var (name, value) in parameters)
             {
@@ -128,6 +145,7 @@ internal sealed class ResumableClient
             var status = (int)response.StatusCode;
             if (status is 200 or 201)
             {
+                AckLatencies?.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
                 return attempt;
             }
 

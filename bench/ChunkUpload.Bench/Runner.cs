@@ -62,6 +62,7 @@ internal sealed class Runner : IAsyncDisposable
             await MainRunsAsync(ct);
             await TusSingleRunsAsync(ct);
             await SinglePutRunsAsync(ct);
+            await SharedStoresAsync(ct);
             await RssRunsAsync(ct);
             await TailRunsAsync(ct);
             await TestGetAsync(ct);
@@ -291,6 +292,19 @@ internal sealed class Runner : IAsyncDisposable
                 Log($"single PUT run {run}/{_o.Runs} {TargetNames.Display(target),-24}: {r.MiBps,8:F1} MiB/s, peak RSS {r.PeakRssBytes / (double)MiB,6:F1} MiB");
             }
         }
+    }
+
+    private async Task SharedStoresAsync(CancellationToken ct)
+    {
+        if (_o.PostgresConnection is null || _o.S3Url is null)
+        {
+            return;
+        }
+
+        var stores = new SharedStores(_o.PostgresConnection, _o.S3Url, _o.S3Key ?? "", _o.S3Secret ?? "");
+        var scenario = new SharedStoresScenario(_o, stores, Http, SourceHandle, Source.Path, Source.Sha256OfPrefix, Log);
+        _results.AddRange(await scenario.RunAsync(ct));
+        _report.AckLatenciesMs = scenario.AckLatenciesMs;
     }
 
     private async Task RssRunsAsync(CancellationToken ct)

@@ -37,6 +37,9 @@ public sealed partial class S3DataStore : IUploadDataStore
     /// <summary>S3's largest number of parts.</summary>
     public const int MaxParts = 10_000;
 
+    /// <summary>Requests one batch sends to S3 at once.</summary>
+    private const int ParallelRequests = 8;
+
     /// <summary>S3's largest single copy (UploadPartCopy source range).</summary>
     private const long MaxCopySize = 5L * 1024 * 1024 * 1024;
 
@@ -144,16 +147,18 @@ public sealed partial class S3DataStore : IUploadDataStore
 
     private async Task CommitCoreAsync(UploadRecord upload, IReadOnlyList<PieceCommit> commits, CancellationToken cancellationToken)
     {
+        // The pieces of a batch go to S3 side by side (as the SDK's own multipart upload sends its parts): the batch
+        // is durable when every one of them is.
         var state = StateOf(upload);
-        var touched = new HashSet<long>();
-        foreach (var commit in commits)
+        var touched = new System.Collections.Concurrent.ConcurrentDictionary<long, bool>();
+        await Parallel.ForEachAsync(commits, new ParallelOptions { MaxDegreeOfParallelism = ParallelRequests, CancellationToken = cancellationToken }, async (commit, ct) =>
         {
             var piece = (StagedFile)commit.Piece;
             long part = commit.Range.Offset / state.PartSize;
             var (start, end) = PartBounds(state, part, upload.Length);
             if (commit.Range.Offset == start && commit.Range.End == end && end - start > 0 && (end - start == state.PartSize || end == upload.Length))
             {
-                await UploadPartAsync(upload, state, part, piece.Path!, commit.Range.Offset - piece.Offset, commit.Range.Length, cancellationToken);
+                await UploadPartAsync(upload, state, part, piece.Path!, commit.Range.Offset - piece.Offset, commit.Range.Length, ct);
             }
             else
             {
@@ -165,12 +170,12 @@ public sealed partial class S3DataStore : IUploadDataStore
                     InputStream = new FileSlice(piece.Path!, commit.Range.Offset - piece.Offset, commit.Range.Length),
                     AutoCloseStream = true,
                     UseChunkEncoding = false,
-                }, cancellationToken);
-                touched.Add(part);
+                }, ct);
+                touched[part] = true;
             }
-        }
+        });
 
-        foreach (var part in touched)
+        foreach (var part in touched.Keys.Order())
             await TryAssemblePartAsync(upload, state, part, upload.Length, cancellationToken);
     }
 
