@@ -877,10 +877,14 @@ public sealed class UploadEngine
     {
         if (_uploads.TryGet(key, out var active))
         {
-            // With a shared store another node may have stored bytes, finished or deleted the upload meanwhile.
-            if (_metadata.IsShared && !active.Deleted && !await _assembler.RefreshAsync(active, cancellationToken))
+            if (!_metadata.IsShared)
+                return active.Deleted ? null : active;
+            // With a shared store another node may have stored bytes, finished or deleted the upload meanwhile, or
+            // deleted it and started a new one under the same id, which is loaded afresh below.
+            if (!active.Deleted && await _assembler.RefreshAsync(active, cancellationToken))
+                return active;
+            if (!active.Replaced)
                 return null;
-            return active.Deleted ? null : active;
         }
 
         using (await _uploads.LockAsync(key, cancellationToken))
