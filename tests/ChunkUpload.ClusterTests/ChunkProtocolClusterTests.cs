@@ -38,7 +38,7 @@ public sealed class ChunkProtocolClusterTests(ITestOutputHelper output)
         Assert.Equal(0, sender.Resends);
 
         await ClusterChecks.AssertCompletedOnceAsync(cluster, sender.Identifier, FileSize, file.Sha256, cluster.Nodes[1], _figures);
-        _figures.Save("cluster-round-robin.txt");
+        _figures.Save("cluster-round-robin-figures.txt");
     }
 
     [Fact]
@@ -83,7 +83,7 @@ public sealed class ChunkProtocolClusterTests(ITestOutputHelper output)
         var outcome = await ClusterChecks.AssertCompletedOnceAsync(cluster, sender.Identifier, FileSize, file.Sha256, cluster.Nodes[2], _figures);
         await AssertAcknowledgedStoredAsync(cluster, sender, sender.Acknowledged, "once complete");
         _figures.Line($"  kills: 1; completions: 1 (by {outcome.CompletedBy}); deliveries: 1");
-        _figures.Save("cluster-killed-node.txt");
+        _figures.Save("cluster-killed-node-figures.txt");
     }
 
     [Fact]
@@ -120,7 +120,7 @@ public sealed class ChunkProtocolClusterTests(ITestOutputHelper output)
         Assert.Equal(3, cluster.Webhook.CountsByKey().Count);
         Assert.All(cluster.Webhook.CountsByKey().Values, count => Assert.Equal(1, count));
         _figures.Line($" completed by: {string.Join(", ", completedBy)}; deliveries: {cluster.Webhook.TotalDeliveries} under {cluster.Webhook.CountsByKey().Count} keys");
-        _figures.Save("cluster-last-chunks-race.txt");
+        _figures.Save("cluster-last-chunks-race-figures.txt");
     }
 
     private static async Task AssertAcknowledgedStoredAsync(Cluster cluster, ChunkSender sender, IReadOnlyDictionary<int, string> acknowledged, string when)

@@ -102,7 +102,7 @@ public sealed class SharedStateClusterTests(ITestOutputHelper output)
         Assert.Empty(objects);
         Assert.Empty(multipart);
         _figures.Line($"  deleted again on {cluster.Nodes[2].Name}: DELETE on every node then 404; bucket empty again");
-        _figures.Save("cluster-delete-status.txt");
+        _figures.Save("cluster-delete-status-figures.txt");
     }
 
     [Fact]
@@ -229,6 +229,6 @@ public sealed class SharedStateClusterTests(ITestOutputHelper output)
         using (var accepted = await third.PostAsync(node1, 1))
             Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
         _figures.Line("  after alice deletes her tus upload on node3, her third upload is accepted on node1");
-        _figures.Save("cluster-quotas-ownership.txt");
+        _figures.Save("cluster-quotas-ownership-figures.txt");
     }
 }

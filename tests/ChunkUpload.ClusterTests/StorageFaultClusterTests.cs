@@ -114,7 +114,7 @@ public sealed class StorageFaultClusterTests(ITestOutputHelper output)
 
         _figures.Line($"  database reachable again: {cut.Name} answers, every chunk 200 on every node");
         await ClusterChecks.AssertCompletedOnceAsync(cluster, sender.Identifier, Size, file.Sha256, cut, _figures);
-        _figures.Save("cluster-no-database.txt");
+        _figures.Save("cluster-no-database-figures.txt");
     }
 
     [Fact]

@@ -67,7 +67,7 @@ public sealed class TusClusterTests(ITestOutputHelper output)
         _figures.Line($"  PATCH on {node1.Name}: {offset}..{size} -> 204, Upload-Offset {end}");
 
         await ClusterChecks.AssertCompletedOnceAsync(cluster, id, size, file.Sha256, node2, _figures);
-        _figures.Save("cluster-tus.txt");
+        _figures.Save("cluster-tus-figures.txt");
     }
 
     private static HttpRequestMessage Tus(HttpMethod method, Uri url)
