@@ -1031,7 +1031,7 @@
       if (server.again) { server.again = false; return refreshServer(); }
     });
   }
-  function deleteOnServer(button) {
+  function deleteListedUpload(button) {
     var name = button.dataset.name;
     button.disabled = true;
     fetchJson(button.dataset.url, { method: 'DELETE' }).then(function () {
@@ -1044,7 +1044,7 @@
     server.refreshButton.addEventListener('click', refreshServer);
     server.body.addEventListener('click', function (e) {
       var button = e.target.closest && e.target.closest('button.delete');
-      if (button) deleteOnServer(button);
+      if (button) deleteListedUpload(button);
     });
     setInterval(function () {
       var every = server.inProgress || localActive() ? 2000 : 15000;
