@@ -15,7 +15,15 @@ public sealed class ServerProcess : IAsyncDisposable
     private readonly StringBuilder _log = new();
     private Process? _process;
 
-    private ServerProcess(string storageRoot) => StorageRoot = storageRoot;
+    private readonly string _dll;
+    private readonly IReadOnlyList<string> _arguments;
+
+    private ServerProcess(string storageRoot, string dll, IReadOnlyList<string> arguments)
+    {
+        StorageRoot = storageRoot;
+        _dll = dll;
+        _arguments = arguments;
+    }
 
     public string StorageRoot { get; }
 
@@ -42,30 +50,34 @@ public sealed class ServerProcess : IAsyncDisposable
             ? fromEnvironment
             : Metadata("ChunkUploadServerDll");
 
-    public static async Task<ServerProcess> StartAsync(string? storageRoot = null)
+    /// <summary>
+    /// Starts the server: by default the solution's build (<see cref="ServerDll"/>), or <paramref name="serverDll"/>
+    /// (a published copy), with <paramref name="arguments"/> added to its command line.
+    /// </summary>
+    public static async Task<ServerProcess> StartAsync(string? storageRoot = null, string? serverDll = null, IReadOnlyList<string>? arguments = null)
     {
         storageRoot ??= Directory.CreateTempSubdirectory("chunkupload-test-").FullName;
-        var server = new ServerProcess(storageRoot);
-        await server.StartProcessAsync().ConfigureAwait(false);
+        var server = new ServerProcess(storageRoot, serverDll ?? ServerDll, arguments ?? []);
+        await server.StartProcessAsync(FreePort()).ConfigureAwait(false);
         return server;
     }
 
-    /// <summary>Stops the process (keeping the storage root) and starts it again on a new port.</summary>
-    public async Task RestartAsync()
+    /// <summary>Stops the process (keeping the storage root) and starts it again, on a new port unless <paramref name="samePort"/>.</summary>
+    public async Task RestartAsync(bool samePort = false)
     {
+        var port = BaseUri.Port;
         await StopAsync().ConfigureAwait(false);
-        await StartProcessAsync().ConfigureAwait(false);
+        await StartProcessAsync(samePort ? port : FreePort()).ConfigureAwait(false);
     }
 
-    private async Task StartProcessAsync()
+    private async Task StartProcessAsync(int port)
     {
-        var dll = ServerDll;
+        var dll = _dll;
         if (!File.Exists(dll))
         {
             throw new InvalidOperationException($"The server build is missing: {dll}. Build the solution first.");
         }
 
-        var port = FreePort();
         BaseUri = new Uri($"http://127.0.0.1:{port}/");
         var start = new ProcessStartInfo("dotnet")
         {
@@ -78,8 +90,7 @@ public sealed class ServerProcess : IAsyncDisposable
         foreach (var argument in new[]
                  {
                      dll, "--urls", BaseUri.ToString().TrimEnd('/'), $"--Upload:StorageRoot={StorageRoot}",
-                     $"--WebPage:RepositoryRoot={RepositoryRoot}",
-                 })
+                 }.Concat(_arguments))
         {
             start.ArgumentList.Add(argument);
         }
@@ -171,7 +182,7 @@ public sealed class ServerProcess : IAsyncDisposable
         }
     }
 
-    private static int FreePort()
+    public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
