@@ -107,7 +107,9 @@ internal sealed class Assembler(
             lock (upload.Sync)
             {
                 record = upload.Record;
-                if (upload.Deleted || record.State == UploadState.Failed)
+                // Finished (completed and published, failed or deleted): pieces that still come have nothing to do. A
+                // record completed but not yet published (a publication that failed) is finished below.
+                if (upload.Deleted || record.State == UploadState.Failed || (record.State == UploadState.Complete && upload.Finished.Task.IsCompleted))
                 {
                     SettleFinished(upload);
                     return;
@@ -403,27 +405,7 @@ internal sealed class Assembler(
         // leaving the upload "assembling" until a restart.
         lock (upload.Sync)
             upload.Record = completed;
-        if (data.ReadsBeforePublish)
-            await data.PublishAsync(completed, cancellationToken);
-        lock (upload.Sync)
-            SettleFinished(upload);
-
-        uploads.Remove(upload);
-        if (completed.Parts is { } parts)
-            await RemovePartsAsync(completed, parts, cancellationToken);
-        upload.Finished.TrySetResult();
-        EngineLog.UploadAssembled(logger, record.Id, record.FileName, length, sha256);
-        try
-        {
-            hooks.Completed(completed);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            EngineLog.ObserverFailed(logger, ex, record.Id); // an observer's fault is not the upload's
-        }
-
-        if (completed.ConcatenatedInto is { } final && uploads.TryGet(new UploadKey(record.Owner, final), out var concatenation))
-            Enqueue(concatenation);
+        await FinishPublishingAsync(upload, completed, cancellationToken);
     }
 
     private async Task<string> HashPublishedAsync(UploadRecord record, long length, CancellationToken cancellationToken)
@@ -451,7 +433,11 @@ internal sealed class Assembler(
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
-    // A completion whose record was written but whose publication failed: publish again and finish.
+    /// <summary>
+    /// The end of a completion whose record is written: publish (again, after a failure), answer the requests still
+    /// waiting, leave memory, remove a concatenation's parts, tell the observers, and wake a concatenation waiting for
+    /// this part.
+    /// </summary>
     private async Task FinishPublishingAsync(ActiveUpload upload, UploadRecord completed, CancellationToken cancellationToken)
     {
         if (data.ReadsBeforePublish)
@@ -469,8 +455,11 @@ internal sealed class Assembler(
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            EngineLog.ObserverFailed(logger, ex, completed.Id);
+            EngineLog.ObserverFailed(logger, ex, completed.Id); // an observer's fault is not the upload's
         }
+
+        if (completed.ConcatenatedInto is { } final && uploads.TryGet(new UploadKey(completed.Owner, final), out var concatenation))
+            Enqueue(concatenation);
     }
 
     // The parts of a finished concatenation are not files of their own: remove them.

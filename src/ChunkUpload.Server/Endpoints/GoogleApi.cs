@@ -394,15 +394,10 @@ public static class GoogleApi
     public sealed record GoogleErrorItem(string Domain, string Reason, string Message);
 
     /// <summary>A request body whose first bytes are already stored: they are read and dropped.</summary>
-    private sealed class SkipStream(Stream inner, long skip, bool endMatters) : Stream
+    private sealed class SkipStream(Stream inner, long skip, bool endMatters) : ForwardReadStream
     {
         private long _skip = skip;
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -424,19 +419,10 @@ public static class GoogleApi
             return await inner.ReadAsync(buffer, cancellationToken);
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Read the request body asynchronously.");
 
-        public override void Flush()
-        {
-        }
 
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
-        public override void SetLength(long value) => throw new NotSupportedException();
 
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
