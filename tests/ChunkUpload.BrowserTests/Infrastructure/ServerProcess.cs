@@ -17,12 +17,17 @@ public sealed class ServerProcess : IAsyncDisposable
 
     private readonly string _dll;
     private readonly IReadOnlyList<string> _arguments;
+    private readonly string? _workingDirectory;
+    private readonly IReadOnlyDictionary<string, string> _environment;
 
-    private ServerProcess(string storageRoot, string dll, IReadOnlyList<string> arguments)
+    private ServerProcess(string storageRoot, string dll, IReadOnlyList<string> arguments, string? workingDirectory,
+        IReadOnlyDictionary<string, string> environment)
     {
         StorageRoot = storageRoot;
         _dll = dll;
         _arguments = arguments;
+        _workingDirectory = workingDirectory;
+        _environment = environment;
     }
 
     public string StorageRoot { get; }
@@ -52,12 +57,15 @@ public sealed class ServerProcess : IAsyncDisposable
 
     /// <summary>
     /// Starts the server: by default the solution's build (<see cref="ServerDll"/>), or <paramref name="serverDll"/>
-    /// (a published copy), with <paramref name="arguments"/> added to its command line.
+    /// (a published copy), with <paramref name="arguments"/> added to its command line and <paramref name="environment"/>
+    /// to its environment, in <paramref name="workingDirectory"/> (default: the dll's directory).
     /// </summary>
-    public static async Task<ServerProcess> StartAsync(string? storageRoot = null, string? serverDll = null, IReadOnlyList<string>? arguments = null)
+    public static async Task<ServerProcess> StartAsync(string? storageRoot = null, string? serverDll = null, IReadOnlyList<string>? arguments = null,
+        string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         storageRoot ??= Directory.CreateTempSubdirectory("chunkupload-test-").FullName;
-        var server = new ServerProcess(storageRoot, serverDll ?? ServerDll, arguments ?? []);
+        var server = new ServerProcess(storageRoot, serverDll ?? ServerDll, arguments ?? [], workingDirectory,
+            environment ?? new Dictionary<string, string>());
         await server.StartProcessAsync(FreePort()).ConfigureAwait(false);
         return server;
     }
@@ -81,8 +89,8 @@ public sealed class ServerProcess : IAsyncDisposable
         BaseUri = new Uri($"http://127.0.0.1:{port}/");
         var start = new ProcessStartInfo("dotnet")
         {
-            // The dll's directory is the content root, so its appsettings.json applies.
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
+            // The server's content root is the dll's directory wherever it runs from, so its appsettings.json applies.
+            WorkingDirectory = _workingDirectory ?? Path.GetDirectoryName(dll)!,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
@@ -96,6 +104,11 @@ public sealed class ServerProcess : IAsyncDisposable
         }
 
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        foreach (var (name, value) in _environment)
+        {
+            start.Environment[name] = value;
+        }
+
         var process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, e) => Append(e.Data);
         process.ErrorDataReceived += (_, e) => Append(e.Data);
