@@ -72,6 +72,7 @@ public sealed partial class NginxDeploymentTests(BrowserFixture browser, NginxDe
     [Fact]
     public async Task Published_folder_holds_the_page_and_exactly_its_libraries_and_nothing_of_the_repository()
     {
+        output.WriteLine("fixture: " + deployment.Timings);
         var publish = deployment.PublishDirectory;
         var files = Directory.GetFiles(publish, "*", SearchOption.AllDirectories)
             .Select(f => Path.GetRelativePath(publish, f).Replace('\\', '/')).Order(StringComparer.Ordinal).ToList();

@@ -35,6 +35,9 @@ public sealed partial class NginxDeployment : IAsyncLifetime
     /// <summary>The published application (what an operator copies to a server).</summary>
     public string PublishDirectory { get; } = Directory.CreateTempSubdirectory("chunkupload-publish-").FullName;
 
+    /// <summary>The server's working directory and storage root (the unit's /var/lib/chunkupload).</summary>
+    public string StateDirectory { get; } = Directory.CreateTempSubdirectory("chunkupload-state-").FullName;
+
     /// <summary>nginx's configuration, certificate, logs, pid and temp files.</summary>
     public string NginxDirectory { get; } = Directory.CreateTempSubdirectory("chunkupload-nginx-").FullName;
 
@@ -54,13 +57,32 @@ public sealed partial class NginxDeployment : IAsyncLifetime
 
     public string ConfigPath => Path.Combine(NginxDirectory, "nginx.conf");
 
+    /// <summary>How long the fixture's steps took (publish, server start, nginx start), for the test output.</summary>
+    public string Timings { get; private set; } = "";
+
     public async Task InitializeAsync()
     {
+        try
+        {
+            await StartAsync();
+        }
+        catch
+        {
+            // Stop what was started so far, whatever xunit does with a fixture that failed to start (DisposeAsync may run twice).
+            await DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task StartAsync()
+    {
         EnsureNginx();
+        var clock = Stopwatch.StartNew();
         await PublishAsync();
+        var published = clock.Elapsed;
         // The published server as the README's systemd unit runs it: `dotnet <folder>/ChunkUpload.Server.dll` from its
         // state directory (the storage root), settings in the environment, believing forwarded headers from nginx only.
-        var state = Directory.CreateTempSubdirectory("chunkupload-state-").FullName;
+        var state = StateDirectory;
         Server = await ServerProcess.StartAsync(
             storageRoot: state,
             serverDll: Path.Combine(PublishDirectory, "ChunkUpload.Server.dll"),
@@ -72,6 +94,7 @@ public sealed partial class NginxDeployment : IAsyncLifetime
                 // Small enough for a test to reach, large enough for the other tests' uploads from one address.
                 ["Upload__MaxActiveUploadsPerClient"] = MaxActiveUploadsPerClient.ToString(CultureInfo.InvariantCulture),
             });
+        var serverStarted = clock.Elapsed;
         WriteCertificate();
         var httpsPort = ServerProcess.FreePort();
         var httpPort = ServerProcess.FreePort();
@@ -82,6 +105,8 @@ public sealed partial class NginxDeployment : IAsyncLifetime
         StartNginx();
         ProxyHttp = ProxyClient(source: null);
         await WaitForProxyAsync();
+        Timings = string.Create(CultureInfo.InvariantCulture,
+            $"publish {published.TotalSeconds:F1} s, server start {(serverStarted - published).TotalSeconds:F1} s, nginx start {(clock.Elapsed - serverStarted).TotalSeconds:F1} s");
     }
 
     /// <summary>
@@ -128,8 +153,13 @@ public sealed partial class NginxDeployment : IAsyncLifetime
             await Server.DisposeAsync();
         }
 
-        Directory.Delete(PublishDirectory, recursive: true);
-        Directory.Delete(NginxDirectory, recursive: true);
+        foreach (var directory in new[] { PublishDirectory, NginxDirectory, StateDirectory })
+        {
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
     }
 
     /// <summary>nginx's own output, error log and access log (for failure messages).</summary>

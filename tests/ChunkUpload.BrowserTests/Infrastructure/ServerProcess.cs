@@ -63,10 +63,30 @@ public sealed class ServerProcess : IAsyncDisposable
     public static async Task<ServerProcess> StartAsync(string? storageRoot = null, string? serverDll = null, IReadOnlyList<string>? arguments = null,
         string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null)
     {
+        var ownStorageRoot = storageRoot is null;
         storageRoot ??= Directory.CreateTempSubdirectory("chunkupload-test-").FullName;
         var server = new ServerProcess(storageRoot, serverDll ?? ServerDll, arguments ?? [], workingDirectory,
             environment ?? new Dictionary<string, string>());
-        await server.StartProcessAsync(FreePort()).ConfigureAwait(false);
+        try
+        {
+            await server.StartProcessAsync(FreePort()).ConfigureAwait(false);
+        }
+        catch
+        {
+            // A server that never became healthy is stopped here (the caller has no handle on it); a storage root made
+            // here goes with it, the caller's stays.
+            if (ownStorageRoot)
+            {
+                await server.DisposeAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                await server.StopAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
+
         return server;
     }
 
