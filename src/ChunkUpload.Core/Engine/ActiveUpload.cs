@@ -49,6 +49,12 @@ internal sealed class ActiveUpload
 
     public bool Deleted { get; set; }
 
+    /// <summary>
+    /// Set with <see cref="Deleted"/> when another node deleted this upload and started a new one under the same id:
+    /// this entry's ranges are the old upload's and must not answer for the new one.
+    /// </summary>
+    public bool Replaced { get; set; }
+
     public DateTimeOffset LastActivity { get; set; }
 
     /// <summary>Completes when the upload is complete, failed or deleted (for requests that answer at the end).</summary>

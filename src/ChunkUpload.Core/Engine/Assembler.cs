@@ -153,22 +153,32 @@ internal sealed class Assembler(
     internal async Task<bool> RefreshAsync(ActiveUpload upload, CancellationToken cancellationToken)
     {
         var record = await metadata.FindAsync(upload.Key, cancellationToken);
-        var ranges = record is { State: UploadState.Receiving } ? await metadata.ReadRangesAsync(record, cancellationToken) : [];
+        // Deleted elsewhere and started again under the same id: another upload, whose ranges are not this entry's
+        // (merging them would answer "stored" for chunks of the new upload that were never written to it).
+        bool replaced = record is not null && record.CreatedAt != upload.Record.CreatedAt;
+        var ranges = record is { State: UploadState.Receiving } && !replaced ? await metadata.ReadRangesAsync(record, cancellationToken) : [];
         lock (upload.Sync)
         {
-            if (record is null)
+            if (record is null || replaced)
+            {
                 upload.Deleted = true;
+                upload.Replaced = replaced;
+            }
             else
+            {
                 upload.Record = record;
+            }
             foreach (var range in ranges)
                 upload.Stored.Add(range);
-            if (record?.LastActivity is { } last && last > upload.LastActivity)
+            // The store's time of the last stored bytes, as every node reads it (this node's own clock at its last
+            // commit would make its answers differ from the others': expiry times in status and Upload-Expires).
+            if (!replaced && record?.LastActivity is { } last)
                 upload.LastActivity = last;
-            if (record is not { State: UploadState.Receiving })
+            if (record is not { State: UploadState.Receiving } || replaced)
                 SettleFinished(upload);
         }
 
-        if (record is { State: UploadState.Receiving })
+        if (record is { State: UploadState.Receiving } && !replaced)
             return true;
         uploads.Remove(upload);
         upload.Finished.TrySetResult();
