@@ -6,6 +6,7 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ar
 
 builder.AddChunkUploadLogging();
 builder.AddChunkUploadStorage();
+builder.AddChunkUploadRequestLimits();
 builder.AddChunkUploadCors();
 builder.AddChunkUploadSecurity();
 builder.AddChunkUploadApiDocs();

@@ -1,4 +1,3 @@
-using System.Globalization;
 using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Security;
 
@@ -23,5 +22,5 @@ public static class Principals
     /// <summary>The largest file the caller's credentials allow, when they say.</summary>
     public static long? MaxFileSizeOf(HttpContext context) =>
         context.User.FindFirst(ChunkUploadAuthenticationHandler.MaxFileSizeClaim)?.Value is { } text
-        && long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long max) ? max : null;
+        && Protocol.DecimalNumber.TryParse(text, out long max) ? max : null;
 }
