@@ -147,6 +147,20 @@ public sealed class StrictParameterTests : ServerTest
 
     [Theory]
     [MemberData(nameof(Protocols))]
+    public async Task An_Identifier_Sent_Twice_Before_The_File_Part_With_Different_Values_Is_Conflicting_And_Nothing_Is_Stored(string protocol)
+    {
+        var (url, fields, fileField, id) = SingleChunk(protocol, "twice-id-" + protocol);
+        var form = Form(fields);
+        form.Add(new StringContent(id + "-other"), IdentifierName(protocol));
+        AddFile(form, fileField, Filled(1000, (byte)'a'));
+        using var response = await Client.Http.PostAsync(url, form);
+        await Refusals.AssertRefusedAsync(response, HttpStatusCode.BadRequest, "conflicting_parameter");
+        await AssertNothingStoredAsync(id);
+        await AssertNothingStoredAsync(id + "-other");
+    }
+
+    [Theory]
+    [MemberData(nameof(Protocols))]
     public async Task An_Identifier_Repeated_After_The_File_Part_With_Another_Value_Is_Conflicting_And_Nothing_Is_Stored(string protocol)
     {
         var (url, fields, fileField, id) = SingleChunk(protocol, "late-id-" + protocol);
