@@ -53,7 +53,8 @@ public static partial class HostileCases
         IEnumerable<Part> Extra(int count, int size) =>
             Enumerable.Range(0, count).Select(i => new Part("extra" + i.ToString(CultureInfo.InvariantCulture), Body(size, (byte)'e')));
         Add("40 fields of the client's own before the file part", Expect.Problem, Form("/upload", [.. AsParts(ValidParameters(id("fields"))), .. Extra(40, 1), File("file", chunk)]));
-        Add("3 fields of 30,000 bytes before the file part", Expect.Problem, Form("/upload", [.. AsParts(ValidParameters(id("fields"))), .. Extra(3, 30_000), File("file", chunk)]));
+        Add("4 fields of 10,000 bytes before the file part (over the total)", Expect.Problem, Form("/upload", [.. AsParts(ValidParameters(id("fields"))), .. Extra(4, 10_000), File("file", chunk)]));
+        Add("a field of 30,000 bytes of the client's own", Expect.Problem, Form("/upload", [.. AsParts(ValidParameters(id("fields"))), .. Extra(1, 30_000), File("file", chunk)]));
         Add("resumableRelativePath field of 20,000 bytes", Expect.Problem,
             Form("/upload", [.. AsParts(ValidParameters(id("fields")).With("resumableRelativePath", new string('r', 20_000))), File("file", chunk)]));
         Add("16 fields of the client's own (a CSRF token and the like): accepted", Expect.Data,
@@ -114,7 +115,7 @@ public static partial class HostileCases
         }
 
         Add("creation with two different Upload-Length headers", Expect.Problem, Create([], "Upload-Complete: ?0", "Upload-Length: 10", "Upload-Length: 20"));
-        foreach (string value in new[] { "maybe", "?2", "1", "?1;x=" })
+        foreach (string value in new[] { "maybe", "?2", "1", "?", "?1 ?0" })
             Add($"Upload-Complete '{value}'", Expect.Problem, Create(ten, "Upload-Complete: " + value));
         Add("complete creation whose 10 bytes disagree with Upload-Length 20", Expect.Problem, Create(ten, "Upload-Complete: ?1", "Upload-Length: 20"));
         Add("PATCH at the wrong offset", Expect.Problem, Patch(targets.Rufh, ten, "Upload-Complete: ?0", "Upload-Offset: 50"));
@@ -193,7 +194,8 @@ public static partial class HostileCases
         Add("initiation with 20 KB of JSON", Expect.Problem,
             Request("POST", "/upload/" + id("google") + "?uploadType=resumable", Encoding.UTF8.GetBytes("{\"name\":\"" + new string('n', 20_000) + "\"}"), "application/json"));
         Add("PUT /upload/{2,000 chars}", Expect.Problem, Put("/upload/" + new string('g', 2000), ten));
-        Add("PUT /upload/{name with a NUL}", Expect.Problem, Put("/upload/a%00b", ten));
+        // Kestrel refuses a NUL in the decoded path itself (400, no body) before routing.
+        Add("PUT /upload/{name with a NUL}", Expect.Kestrel, Put("/upload/a%00b", ten));
         Add("PUT /upload/{traversal}", Expect.DataOrProblem, Put("/upload/" + Uri.EscapeDataString(TraversalValues(marker)[0]), ten));
     }
 
