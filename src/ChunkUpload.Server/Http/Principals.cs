@@ -1,3 +1,4 @@
+using System.Globalization;
 using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Security;
 
@@ -22,5 +23,5 @@ public static class Principals
     /// <summary>The largest file the caller's credentials allow, when they say.</summary>
     public static long? MaxFileSizeOf(HttpContext context) =>
         context.User.FindFirst(ChunkUploadAuthenticationHandler.MaxFileSizeClaim)?.Value is { } text
-        && Protocol.DecimalNumber.TryParse(text, out long max) ? max : null;
+        && long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long max) ? max : null;
 }
