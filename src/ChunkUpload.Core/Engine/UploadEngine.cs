@@ -147,13 +147,14 @@ public sealed class UploadEngine
     /// <see cref="FindAsync"/> for a client asking where to resume a sequential upload: a request still writing to it
     /// (typically one whose connection just dropped) is first asked to let go, as a new append would ask it, so the
     /// answer includes every byte that request delivered instead of what happened to be stored a moment earlier. When
-    /// the writer does not let go within <see cref="UploadOptions.WriterLockWait"/>, the durable state is returned.
+    /// the writer does not let go within <see cref="UploadOptions.WriterLockWait"/>, the durable state is returned. With
+    /// shared stores that request may be writing on another node, which this one cannot see: the lock is always asked for.
     /// </summary>
     public async Task<UploadSnapshot?> FindSettledAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
         _policy.ValidateId(id);
         var key = caller.KeyOf(id);
-        if (_uploads.TryGet(key, out var active) && Volatile.Read(ref active.Writers) > 0)
+        if (_metadata.IsShared || (_uploads.TryGet(key, out var active) && Volatile.Read(ref active.Writers) > 0))
         {
             // Getting the lock is what makes the old writer store its prefix and finish; it is released at once.
             await using var writer = await _locks.AcquireAsync(key, _options.WriterLockWait, cancellationToken);
@@ -250,7 +251,9 @@ public sealed class UploadEngine
         ActiveUpload active;
         using (await _uploads.LockAsync(key, cancellationToken))
         {
-            if (_uploads.TryGet(key, out var raced))
+            // With shared stores an upload this node holds in memory may have been deleted (or finished) by another
+            // node: the store, which just said there is none, decides; the atomic creation below settles any race.
+            if (_uploads.TryGet(key, out var raced) && (!_metadata.IsShared || await _assembler.RefreshAsync(raced, cancellationToken)))
             {
                 CheckProtocol(raced.Record, spec.Protocol);
                 return (raced.Snapshot(ExpiryOf), false);
@@ -786,6 +789,8 @@ public sealed class UploadEngine
 
                 // Wait for the assembler to leave the data; it checks Deleted before its next step.
                 await active.Gate.WaitAsync(CancellationToken.None);
+                lock (active.Sync)
+                    Assembler.AbandonStreamHash(active); // staged pieces kept for the hash
                 active.Gate.Release();
                 active.Finished.TrySetResult();
             }
@@ -794,6 +799,10 @@ public sealed class UploadEngine
                 record = await _metadata.FindAsync(key, cancellationToken);
             }
 
+            // With shared stores the record in memory may be stale: another node may have deleted the upload (then
+            // there is nothing to delete) or deleted and started it again (then its data is the new record's).
+            if (_metadata.IsShared && active is not null)
+                record = await _metadata.FindAsync(key, cancellationToken);
             if (record is null)
                 return false;
             await _data.DeleteAsync(record, cancellationToken);
@@ -870,10 +879,14 @@ public sealed class UploadEngine
     {
         if (_uploads.TryGet(key, out var active))
         {
-            // With a shared store another node may have stored bytes, finished or deleted the upload meanwhile.
-            if (_metadata.IsShared && !active.Deleted && !await _assembler.RefreshAsync(active, cancellationToken))
+            if (!_metadata.IsShared)
+                return active.Deleted ? null : active;
+            // With a shared store another node may have stored bytes, finished or deleted the upload meanwhile, or
+            // deleted it and started a new one under the same id, which is loaded afresh below.
+            if (!active.Deleted && await _assembler.RefreshAsync(active, cancellationToken))
+                return active;
+            if (!active.Replaced)
                 return null;
-            return active.Deleted ? null : active;
         }
 
         using (await _uploads.LockAsync(key, cancellationToken))

@@ -40,9 +40,33 @@ public sealed partial class WebhookService(
     {
         var settings = options.Value;
         http.Timeout = TimeSpan.FromSeconds(settings.TimeoutSeconds);
+        var outboxRetry = settings.InitialRetryDelay;
         while (!stoppingToken.IsCancellationRequested)
         {
-            var next = await DeliverDueAsync(settings, stoppingToken);
+            DateTimeOffset? next;
+            try
+            {
+                next = await DeliverDueAsync(settings, stoppingToken);
+                outboxRetry = settings.InitialRetryDelay;
+            }
+            catch (Exception ex) when (Core.StorageFaults.IsTransient(ex))
+            {
+                // The outbox's store (a shared database) is out of reach: the events wait there; look again later
+                // instead of ending the service (which would stop the whole node).
+                LogOutboxUnavailable(logger, ex, outboxRetry.TotalSeconds);
+                try
+                {
+                    await Task.Delay(outboxRetry, time, stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                outboxRetry = TimeSpan.FromTicks(Math.Min(settings.MaxRetryDelay.Ticks, outboxRetry.Ticks * 2));
+                continue;
+            }
+
             var wait = next is { } at ? at - time.GetUtcNow() : Timeout.InfiniteTimeSpan;
             using var wake = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
             try
@@ -108,6 +132,9 @@ public sealed partial class WebhookService(
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Completion of upload {Identifier} delivered to the webhook (event {EventId})")]
     private static partial void LogDelivered(ILogger logger, string identifier, string eventId);
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Warning, Message = "The completion outbox could not be read; trying again in {Seconds} s")]
+    private static partial void LogOutboxUnavailable(ILogger logger, Exception exception, double seconds);
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Webhook for upload {Identifier} failed {Failures} times; next try in {Seconds} s")]
     private static partial void LogRetrying(ILogger logger, string identifier, int failures, double seconds);
