@@ -7,6 +7,7 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ar
 builder.AddChunkUploadLogging();
 builder.AddChunkUploadForwardedHeaders();
 builder.AddChunkUploadStorage();
+builder.AddChunkUploadRequestLimits();
 builder.AddChunkUploadCors();
 builder.AddChunkUploadSecurity();
 builder.AddChunkUploadApiDocs();

@@ -709,6 +709,14 @@ public sealed partial class S3DataStore : IUploadDataStore
             _handle = null;
         }
 
+        public int Read(long position, Span<byte> buffer)
+        {
+            if (Path is null)
+                return 0;
+            using var handle = File.OpenHandle(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            return RandomAccess.Read(handle, buffer, position);
+        }
+
         public void Dispose()
         {
             _handle?.Dispose();

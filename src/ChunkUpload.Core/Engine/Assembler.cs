@@ -28,6 +28,10 @@ internal sealed class Assembler(
     string claimant)
 {
     private const int HashBufferSize = 1024 * 1024;
+
+    // Object stores: the most committed bytes of one upload kept in staging for the hash while an earlier piece is
+    // missing (pieces in flight come out of order); past it the finished object is read back instead.
+    private const long HashBacklogLimit = 64L * 1024 * 1024;
     private readonly Channel<ActiveUpload> _queue = Channel.CreateUnbounded<ActiveUpload>();
 
     /// <summary>Queues the upload for the next batch (once, however many pieces arrive meanwhile).</summary>
@@ -132,6 +136,8 @@ internal sealed class Assembler(
                 await RefreshAsync(upload, cancellationToken); // other nodes' bytes count towards completion too
             if (data.ReadsBeforePublish)
                 AdvanceHash(upload);
+            else
+                AdvanceStreamHash(upload);
 
             bool all;
             lock (upload.Sync)
@@ -203,6 +209,8 @@ internal sealed class Assembler(
                 piece.Stored.TrySetException(error);
             piece.Piece.Dispose();
         }
+
+        AbandonStreamHash(upload);
     }
 
     private async Task CommitAsync(ActiveUpload upload, UploadRecord record, List<PendingPiece> batch)
@@ -252,10 +260,11 @@ internal sealed class Assembler(
             throw;
         }
 
-        Settle(upload, batch, ranges, null);
+        Settle(upload, batch, ranges, null, data.ReadsBeforePublish ? [] : commits);
     }
 
-    private void Settle(ActiveUpload upload, List<PendingPiece> batch, IReadOnlyList<ByteRange> stored, Exception? error)
+    private void Settle(ActiveUpload upload, List<PendingPiece> batch, IReadOnlyList<ByteRange> stored, Exception? error,
+        IReadOnlyList<PieceCommit>? toHash = null)
     {
         lock (upload.Sync)
         {
@@ -264,6 +273,16 @@ internal sealed class Assembler(
             foreach (var piece in batch)
                 upload.Pending.Remove(piece);
             upload.LastActivity = time.GetUtcNow();
+            if (toHash is { Count: > 0 } && !upload.HashAbandoned && !upload.Deleted)
+            {
+                foreach (var commit in toHash)
+                {
+                    var piece = batch.First(p => ReferenceEquals(p.Piece, commit.Piece));
+                    piece.HashHolds++;
+                    upload.HashBacklog[commit.Range.Offset] = new HashSegment(piece, commit.Range);
+                    upload.HashBacklogBytes += commit.Range.Length;
+                }
+            }
         }
 
         foreach (var piece in batch)
@@ -272,8 +291,87 @@ internal sealed class Assembler(
                 piece.Stored.TrySetResult();
             else
                 piece.Stored.TrySetException(error);
-            piece.Piece.Dispose();
+            if (Volatile.Read(ref piece.HashHolds) == 0)
+                piece.Piece.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Object stores cannot read parts back before the object exists, so the hash follows the committed pieces while
+    /// they are still staged: each segment at the hash's frontier is hashed, then its piece let go. Bytes at the
+    /// frontier this node did not commit (another node's, a copied part's, or stored before this process started), a
+    /// backlog over its limit or a staged piece that cannot be read end it: the finished object is read back instead.
+    /// </summary>
+    private void AdvanceStreamHash(ActiveUpload upload)
+    {
+        byte[]? buffer = null;
+        try
+        {
+            while (true)
+            {
+                HashSegment? next;
+                lock (upload.Sync)
+                {
+                    if (upload.HashAbandoned)
+                        return;
+                    if (!upload.HashBacklog.Remove(upload.HashedUpTo, out next))
+                    {
+                        if (upload.Stored.Contains(upload.HashedUpTo, 1) || upload.HashBacklogBytes > HashBacklogLimit)
+                            AbandonStreamHash(upload);
+                        return;
+                    }
+                    upload.HashBacklogBytes -= next.Range.Length;
+                }
+
+                buffer ??= ArrayPool<byte>.Shared.Rent(HashBufferSize);
+                try
+                {
+                    long position = next.Range.Offset - next.Piece.Piece.Offset, end = position + next.Range.Length;
+                    while (position < end)
+                    {
+                        int read = next.Piece.Piece.Read(position, buffer.AsSpan(0, (int)Math.Min(buffer.Length, end - position)));
+                        if (read == 0)
+                            throw new IOException("A staged piece is shorter than its committed range.");
+                        upload.Hash.AppendData(buffer, 0, read);
+                        position += read;
+                    }
+                    upload.HashedUpTo = next.Range.End;
+                }
+                catch (IOException ex)
+                {
+                    EngineLog.StreamHashAbandoned(logger, ex, upload.Key.Id);
+                    lock (upload.Sync)
+                        AbandonStreamHash(upload);
+                    return;
+                }
+                finally
+                {
+                    lock (upload.Sync)
+                        LetGo(next.Piece);
+                }
+            }
+        }
+        finally
+        {
+            if (buffer is not null)
+                ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Ends the hash that follows staged pieces and lets the pieces go (under upload.Sync).</summary>
+    internal static void AbandonStreamHash(ActiveUpload upload)
+    {
+        upload.HashAbandoned = true;
+        foreach (var segment in upload.HashBacklog.Values)
+            LetGo(segment.Piece);
+        upload.HashBacklog.Clear();
+        upload.HashBacklogBytes = 0;
+    }
+
+    private static void LetGo(PendingPiece piece)
+    {
+        if (--piece.HashHolds == 0)
+            piece.Piece.Dispose();
     }
 
     // A concatenation takes its parts' finished files, in order, as they complete (tus concatenation-unfinished).
@@ -370,9 +468,13 @@ internal sealed class Assembler(
         }
         else
         {
-            // An object store's parts cannot be read before the object exists: publish (idempotent), then hash it.
+            // An object store's parts cannot be read before the object exists: publish (idempotent); the hash taken
+            // from the staged pieces when this node committed every byte in order, else the published object's.
             await data.PublishAsync(record, cancellationToken);
-            sha256 = await HashPublishedAsync(record, length, cancellationToken);
+            bool hashed;
+            lock (upload.Sync)
+                hashed = !upload.HashAbandoned && upload.HashedUpTo == length;
+            sha256 = hashed ? Convert.ToHexStringLower(upload.Hash.GetCurrentHash()) : await HashPublishedAsync(record, length, cancellationToken);
         }
 
         if (record.ExpectedSha256 is { } expected && !string.Equals(expected, sha256, StringComparison.OrdinalIgnoreCase))

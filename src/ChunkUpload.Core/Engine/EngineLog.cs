@@ -54,4 +54,7 @@ internal static partial class EngineLog
 
     [LoggerMessage(EventId = 1103, Level = LogLevel.Error, Message = "Assembly of upload {Identifier} failed unexpectedly; it is retried")]
     public static partial void AssemblyCrashed(ILogger logger, Exception exception, string identifier);
+
+    [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Upload {Identifier}: a staged piece could not be read for the hash; the finished object is read back instead")]
+    public static partial void StreamHashAbandoned(ILogger logger, Exception exception, string identifier);
 }

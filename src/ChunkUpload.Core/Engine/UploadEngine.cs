@@ -789,6 +789,8 @@ public sealed class UploadEngine
 
                 // Wait for the assembler to leave the data; it checks Deleted before its next step.
                 await active.Gate.WaitAsync(CancellationToken.None);
+                lock (active.Sync)
+                    Assembler.AbandonStreamHash(active); // staged pieces kept for the hash
                 active.Gate.Release();
                 active.Finished.TrySetResult();
             }
