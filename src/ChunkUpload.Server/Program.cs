@@ -5,7 +5,9 @@ using ChunkUpload.Server.Hosting;
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 
 builder.AddChunkUploadLogging();
+builder.AddChunkUploadForwardedHeaders();
 builder.AddChunkUploadStorage();
+builder.AddChunkUploadRequestLimits();
 builder.AddChunkUploadCors();
 builder.AddChunkUploadSecurity();
 builder.AddChunkUploadApiDocs();
@@ -13,6 +15,7 @@ builder.AddChunkUploadDiagnostics();
 
 var app = builder.Build();
 
+app.UseChunkUploadForwardedHeaders();
 app.UseChunkUploadRequestLogging();
 app.UseChunkUploadErrorHandling();
 app.UseCors();

@@ -118,9 +118,34 @@ public static class UploadsApi
         if (data.RedirectUrl is { } presigned)
             return TypedResults.Redirect(presigned.ToString()); // S3:PresignDownloads: the object store serves the bytes
         if (data.PhysicalPath is { } path)
-            return TypedResults.PhysicalFile(path, "application/octet-stream", fileDownloadName: name, entityTag: etag, enableRangeProcessing: true);
+            return new RangeProblems(TypedResults.PhysicalFile(path, "application/octet-stream", fileDownloadName: name, entityTag: etag, enableRangeProcessing: true), data.Length);
         var stream = await data.OpenRange!(0, data.Length, context.RequestAborted);
-        return TypedResults.Stream(stream, "application/octet-stream", fileDownloadName: name, entityTag: etag, enableRangeProcessing: true);
+        return new RangeProblems(TypedResults.Stream(stream, "application/octet-stream", fileDownloadName: name, entityTag: etag, enableRangeProcessing: true), data.Length);
+    }
+
+    /// <summary>
+    /// A file answer whose 416 (a Range no byte of the file satisfies, such as <c>bytes=-0</c>) carries a problem body
+    /// with a code, beside the <c>Content-Range: bytes */length</c> the framework sets. The framework decides what is
+    /// satisfiable (one range, If-Range), and writes no body for a 416, so the problem is written after it, before
+    /// the response starts.
+    /// </summary>
+    private sealed class RangeProblems(IResult file, long length) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext httpContext)
+        {
+            await file.ExecuteAsync(httpContext);
+            var response = httpContext.Response;
+            if (response.StatusCode != StatusCodes.Status416RangeNotSatisfiable || response.HasStarted)
+                return;
+            string range = httpContext.Request.Headers.Range.ToString();
+            response.ContentLength = null;
+            response.Headers.ContentDisposition = default;
+            response.Headers.ContentType = default;
+            string detail = length == 0
+                ? $"The file is empty; no Range ('{ParameterBag.Truncate(range)}') can name a byte of it. Send no Range."
+                : $"The file has {length} bytes; no byte of the Range '{ParameterBag.Truncate(range)}' is in it. Ask for bytes 0 to {length - 1} (as in 'bytes=0-'), or send no Range.";
+            await Problems.From(HttpErrors.RangeNotSatisfiable, detail).ExecuteAsync(httpContext);
+        }
     }
 
     // Identifiers may contain '/': the route takes the rest of the path, and an encoded slash (%2F, which Kestrel

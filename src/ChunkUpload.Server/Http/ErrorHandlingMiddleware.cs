@@ -107,6 +107,7 @@ public static class HttpErrors
     public static readonly UploadError RequestTooLarge = new("request_too_large", 400, "The request body is too large");
     public static readonly UploadError RouteNotFound = new("route_not_found", 404, "No such resource");
     public static readonly UploadError MethodNotAllowed = new("method_not_allowed", 405, "The method is not allowed here");
+    public static readonly UploadError RangeNotSatisfiable = new("range_not_satisfiable", 416, "No byte of the requested range is in the file");
 
     public static UploadError ForStatus(int status) => status switch
     {
