@@ -38,6 +38,9 @@ public sealed class BrowserFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        // A deadline for every Expect (Playwright's default is 5 s): the suite shares two cores with the other test
+        // projects in CI, and a page can take longer than that to react under that load.
+        Assertions.SetDefaultExpectTimeout(30_000);
         EnsureChromium();
         Directory.CreateDirectory(ArtifactsDirectory);
         Server = await ServerProcess.StartAsync();

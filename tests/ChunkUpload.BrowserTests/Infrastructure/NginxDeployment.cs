@@ -62,6 +62,7 @@ public sealed partial class NginxDeployment : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        Microsoft.Playwright.Assertions.SetDefaultExpectTimeout(30_000); // as BrowserFixture: CI shares two cores
         try
         {
             await StartAsync();
