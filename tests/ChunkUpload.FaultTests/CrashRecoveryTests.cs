@@ -20,7 +20,10 @@ namespace ChunkUpload.FaultTests;
 /// (200 skip, 204 send). Alongside, a 64 MiB file goes up over tus (PROTOCOLS.md section 10): one POST, then PATCHes
 /// of a few MiB and some larger than the engine's 8 MiB piece, so kills land mid-body; after each restart the client
 /// HEADs and PATCHes on from the offset, which must never be below what a 204 acknowledged nor above what the client
-/// sent. Every file must end byte-identical, no acknowledged chunk may ever be asked for again, and no temp or
+/// sent. A 48 MiB file goes up Google-style (PROTOCOLS.md section 6) with its total unknown until the last request:
+/// one initiation, PUTs of <c>bytes a-b/*</c>, the last one <c>bytes a-b/T</c>; after each restart the status query
+/// (<c>bytes */*</c>) must answer a 308 Range neither below what earlier 308s acknowledged nor above what was sent.
+/// Every file must end byte-identical, no acknowledged chunk may ever be asked for again, and no temp or
 /// orphaned file may remain. Set CHUNKUPLOAD_CRASH_SEED to replay a run.
 /// </summary>
 public sealed class CrashRecoveryTests(ITestOutputHelper output)
@@ -32,6 +35,8 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
     private const long TusFileSize = 64L * 1024 * 1024;
     private const long PieceSize = 8L * 1024 * 1024; // Upload:SegmentSize, the engine's piece
     private const string TusVersion = "1.0.0";
+    private const long GoogleFileSize = 48L * 1024 * 1024;
+    private const int ResumeIncomplete = 308;
     private const int TargetKills = 30;
     private const int MaxEpochs = 150;
     private static readonly TimeSpan TestBudget = TimeSpan.FromMinutes(12);
@@ -101,24 +106,37 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
         public void Dispose() => Handle.Dispose();
     }
 
-    /// <summary>The tus upload as its client knows it: what a 204 acknowledged and the most the server can have.</summary>
-    private sealed class TusUpload : IDisposable
+    /// <summary>
+    /// A tus or Google-style upload as its client knows it: what the server acknowledged (204s, 308s) and the most it
+    /// can have, and what the kills did to its requests.
+    /// </summary>
+    private sealed class SequentialUpload : IDisposable
     {
+        public required string Protocol { get; init; }
+
+        /// <summary>The request that carries bytes (PATCH, PUT), the answer that acknowledges them (204, 308) and the
+        /// request that asks for the offset (HEAD, the status query).</summary>
+        public required string Request { get; init; }
+
+        public required string Ack { get; init; }
+
+        public required string Query { get; init; }
+
         public required string Path { get; init; }
         public required string Name { get; init; }
         public required string Sha256 { get; init; }
         public required SafeFileHandle Handle { get; init; }
-        public long Size { get; } = TusFileSize;
+        public required long Size { get; init; }
 
-        /// <summary>The upload URL's path from the creation's Location (null until a 201 arrived).</summary>
+        /// <summary>The upload URL's path from the creation's or initiation's Location (null until it arrived).</summary>
         public string? Location { get; set; }
 
         public string Identifier => Location is { } location ? location[(location.LastIndexOf('/') + 1)..] : "";
 
-        /// <summary>The highest Upload-Offset a 204 acknowledged: it must never be lost.</summary>
+        /// <summary>The highest offset an acknowledgement (204 Upload-Offset, 308 Range) named: it must never be lost.</summary>
         public long Acked { get; set; }
 
-        /// <summary>The highest offset a HEAD reported (durable too: a later HEAD must not report less).</summary>
+        /// <summary>The highest offset a query reported (durable too: a later query must not report less).</summary>
         public long Reported { get; set; }
 
         public long Durable => Math.Max(Acked, Reported);
@@ -128,21 +146,43 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
 
         public bool AllAcked => Location is not null && Durable == Size;
 
-        /// <summary>The PATCH in flight (start -1 when none), and how much of its body has been handed over.</summary>
-        public long PatchStart { get; set; } = -1;
+        /// <summary>The request in flight (start -1 when none), and how much of its body has been handed over.</summary>
+        public long RequestStart { get; set; } = -1;
 
-        public long PatchLength { get; set; }
+        public long RequestLength { get; set; }
 
-        public long PatchWritten { get; set; }
+        public long RequestWritten { get; set; }
 
-        /// <summary>The PATCH a kill interrupted (Start -1 when none), until a HEAD after the restart shows what was kept of it.</summary>
+        /// <summary>The request a kill interrupted (Start -1 when none), until a query after the restart shows what was kept of it.</summary>
         public (long Start, long Length) Interrupted { get; set; } = (-1, 0);
+
+        // Figures, counted under the run's lock or by the upload's own worker.
+        public int Creations;
+        public int Requests;
+        public int LargeRequests;
+        public long BytesSent;
+        public int KillsDuringRequest;
+        public int KillsBodyHandedOver;
+        public int LastRequests;
+        public int KillsDuringLastRequest;
+        public int InterruptedNothingKept;
+        public int InterruptedPrefixKept;
+        public int InterruptedLargePrefixKept;
+        public int InterruptedAllKept;
+        public int InterruptedAcknowledged;
+        public int Conflicts;
+        public int QueriesAfterRestart;
+        public int QueryAtAcked;
+        public int QueryAboveAcked;
+        public long KeptUnacknowledged;
+        public int QueryBelowAcked;
+        public int QueryAboveSent;
 
         public void Dispose() => Handle.Dispose();
     }
 
-    /// <summary>A file range as a PATCH body that reports, before each write, how far into the body the client is.</summary>
-    private sealed class TusBody(SafeFileHandle file, long offset, long length, Action<long> sending) : HttpContent
+    /// <summary>A file range as a PATCH or PUT body that reports, before each write, how far into the body the client is.</summary>
+    private sealed class FileRangeBody(SafeFileHandle file, long offset, long length, Action<long> sending) : HttpContent
     {
         protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
             SerializeToStreamAsync(stream, context, CancellationToken.None);
@@ -154,7 +194,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             {
                 int read = RandomAccess.Read(file, buffer.AsSpan(0, (int)Math.Min(buffer.Length, length - done)), offset + done);
                 if (read <= 0)
-                    throw new EndOfStreamException($"the tus source ended at {offset + done}");
+                    throw new EndOfStreamException($"the source ended at {offset + done}");
                 sending(done + read);
                 await stream.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
                 done += read;
@@ -172,6 +212,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
     {
         private readonly Random _rng = new(seed);
         private readonly Random _tusRng = new(unchecked(seed * 31) ^ 0x747573); // PATCH sizes; used by the tus worker only
+        private readonly Random _googleRng = new(unchecked(seed * 37) ^ 0x676f6f); // PUT sizes; used by the Google worker only
         private readonly object _sync = new();
         private readonly Stopwatch _clock = new();
         private readonly List<SourceFile> _files = [];
@@ -194,25 +235,8 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
         private readonly List<int> _startups = [];
         private int _run;
         private bool _stop;
-        private TusUpload? _tus;
-        private int _tusCreations;
-        private int _tusPatches;
-        private int _tusLargePatches;
-        private long _tusBytesSent;
-        private int _tusKillsDuringPatch;
-        private int _tusKillsBodyHandedOver;
-        private int _tusInterruptedNothingKept;
-        private int _tusInterruptedPrefixKept;
-        private int _tusInterruptedLargePrefixKept;
-        private int _tusInterruptedAllKept;
-        private int _tusInterruptedAcknowledged;
-        private int _tusConflicts;
-        private int _tusHeadsAfterRestart;
-        private int _tusHeadAtAcked;
-        private int _tusHeadAboveAcked;
-        private long _tusKeptUnacknowledged;
-        private int _tusHeadBelowAcked;
-        private int _tusHeadAboveSent;
+        private SequentialUpload? _tus;
+        private SequentialUpload? _google;
 
         public List<string> Failures { get; } = [];
 
@@ -233,7 +257,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             _storageRoot = Path.Combine(_tempRoot, "storage");
             Directory.CreateDirectory(_storageRoot);
             await CreateSourcesAsync();
-            figures.Line($"Sources: {FileCount} files of {FileSize / (1024 * 1024)} MiB in {_clock.Elapsed.TotalSeconds:F1} s; chunk {ChunkSize / (1024 * 1024)} MiB, {InFlight} in flight; tus: {TusFileSize / (1024 * 1024)} MiB in PATCHes of 1-6 MiB and 9-16 MiB");
+            figures.Line($"Sources: {FileCount} files of {FileSize / (1024 * 1024)} MiB in {_clock.Elapsed.TotalSeconds:F1} s; chunk {ChunkSize / (1024 * 1024)} MiB, {InFlight} in flight; tus: {TusFileSize / (1024 * 1024)} MiB in PATCHes of 1-6 MiB and 9-16 MiB; Google-style: {GoogleFileSize / (1024 * 1024)} MiB, total unknown until the last PUT, PUTs of 1-6 MiB and 9-16 MiB");
 
             bool finished = false;
             for (int epoch = 0; epoch < MaxEpochs && !finished; epoch++)
@@ -247,7 +271,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                 if (epoch > 0)
                     _restarts++;
                 _server = ServerProcess.Start(_storageRoot);
-                bool allAcked = _files.All(f => f.AllAcked) && _tus!.AllAcked;
+                bool allAcked = _files.All(f => f.AllAcked) && _tus!.AllAcked && _google!.AllAcked;
                 bool startupKill = Kills < TargetKills && (allAcked || _rng.NextDouble() < 0.3);
                 if (startupKill)
                 {
@@ -315,12 +339,32 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
 
             string tusPath = Path.Combine(dir, "source-tus.bin");
             string tusSha256 = await WriteSourceAsync(tusPath, TusFileSize, new Random(unchecked(seed + 104729)));
-            _tus = new TusUpload
+            _tus = new SequentialUpload
             {
+                Protocol = "tus",
+                Request = "PATCH",
+                Ack = "204",
+                Query = "HEAD",
+                Size = TusFileSize,
                 Path = tusPath,
                 Name = "crash-tus.bin",
                 Sha256 = tusSha256,
                 Handle = File.OpenHandle(tusPath, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous),
+            };
+
+            string googlePath = Path.Combine(dir, "source-google.bin");
+            string googleSha256 = await WriteSourceAsync(googlePath, GoogleFileSize, new Random(unchecked(seed + 1299709)));
+            _google = new SequentialUpload
+            {
+                Protocol = "google",
+                Request = "PUT",
+                Ack = "308",
+                Query = "status query",
+                Size = GoogleFileSize,
+                Path = googlePath,
+                Name = $"crash-google-{seed}.bin",
+                Sha256 = googleSha256,
+                Handle = File.OpenHandle(googlePath, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous),
             };
 
             async Task<string> WriteSourceAsync(string path, long size, Random random)
@@ -379,7 +423,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
         private void Kill(int epoch, string phase, string when)
         {
             int inFlight;
-            string tus;
+            string sequential;
             lock (_sync)
             {
                 _stop = true;
@@ -388,11 +432,11 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                 foreach (var item in _inFlight)
                     _inFlightAtKill.Add(item);
                 _killsByPhase[phase] = _killsByPhase.GetValueOrDefault(phase) + 1;
-                tus = TusAtKill();
+                sequential = AtKill(_tus!) + ", " + AtKill(_google!);
             }
 
             string acked = string.Join(" + ", _files.Select(f => $"{f.Acked.Count(a => a)}/{f.TotalChunks}"));
-            string line = $"kill {Kills,2}: run {epoch,3}, PID {_server.Pid}, {phase}, {when}, {inFlight} chunk POSTs in flight, acknowledged {acked}, {tus}, t={_clock.Elapsed.TotalSeconds:F1} s";
+            string line = $"kill {Kills,2}: run {epoch,3}, PID {_server.Pid}, {phase}, {when}, {inFlight} chunk POSTs in flight, acknowledged {acked}, {sequential}, t={_clock.Elapsed.TotalSeconds:F1} s";
             _killLog.Add(line);
             figures.Line(line);
             _server.Dispose();
@@ -419,7 +463,8 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
 
             var items = _files.SelectMany(f => Enumerable.Range(1, f.TotalChunks).Select(n => (File: f, Chunk: n))).ToList();
             int next = -1;
-            using var handler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(10), PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
+            // A 308 is Google's "Resume Incomplete", never a redirect to follow.
+            using var handler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(10), PooledConnectionLifetime = TimeSpan.FromMinutes(5), AllowAutoRedirect = false };
             using var http = new HttpClient(handler) { BaseAddress = server.BaseUri, Timeout = RequestTimeout };
 
             async Task Worker()
@@ -436,7 +481,8 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             }
 
             var workers = Task.WhenAll(Enumerable.Range(0, InFlight).Select(_ => Task.Run(Worker))
-                .Append(Task.Run(() => TusWorkerAsync(http, epoch))));
+                .Append(Task.Run(() => TusWorkerAsync(http, epoch)))
+                .Append(Task.Run(() => GoogleWorkerAsync(http, epoch))));
             var first = await Task.WhenAny(workers, trigger.Task, Task.Delay(TimeSpan.FromMinutes(5)));
             if (first != workers && first != trigger.Task)
             {
@@ -473,7 +519,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             }
 
             await workers;
-            return Failures.Count == 0 && _files.All(f => f.AllAcked) && _tus!.AllAcked;
+            return Failures.Count == 0 && _files.All(f => f.AllAcked) && _tus!.AllAcked && _google!.AllAcked;
         }
 
         /// <summary>resumable.js for one chunk: test GET, then the multipart POST when the test says 204. False to stop.</summary>
@@ -572,21 +618,22 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             return false;
         }
 
-        // Under _sync: what the kill interrupted of the tus upload (and the figures for it).
-        private string TusAtKill()
+        // Under _sync: what the kill interrupted of a tus or Google-style upload (and the figures for it).
+        private static string AtKill(SequentialUpload upload)
         {
-            var tus = _tus!;
-            if (tus.PatchStart < 0)
-                return tus.AllAcked ? "tus complete" : $"tus at {Mib(tus.Durable)}, no PATCH in flight";
-            tus.Interrupted = (tus.PatchStart, tus.PatchLength);
-            _tusKillsDuringPatch++;
-            string patch = $"tus PATCH of {Mib(tus.PatchLength)} at {Mib(tus.PatchStart)} in flight";
-            if (tus.PatchWritten < tus.PatchLength)
-                return patch + $" ({Mib(tus.PatchWritten)} of it handed to the socket)";
+            if (upload.RequestStart < 0)
+                return upload.AllAcked ? $"{upload.Protocol} complete" : $"{upload.Protocol} at {Mib(upload.Durable)}, no {upload.Request} in flight";
+            upload.Interrupted = (upload.RequestStart, upload.RequestLength);
+            upload.KillsDuringRequest++;
+            if (upload.RequestStart + upload.RequestLength == upload.Size)
+                upload.KillsDuringLastRequest++;
+            string request = $"{upload.Protocol} {upload.Request} of {Mib(upload.RequestLength)} at {Mib(upload.RequestStart)} in flight";
+            if (upload.RequestWritten < upload.RequestLength)
+                return request + $" ({Mib(upload.RequestWritten)} of it handed to the socket)";
 
             // Loopback socket buffers take MiBs: the client is done writing long before the server has read the body.
-            _tusKillsBodyHandedOver++;
-            return patch + " (all of it handed to the socket)";
+            upload.KillsBodyHandedOver++;
+            return request + " (all of it handed to the socket)";
         }
 
         private static string Mib(long bytes) => $"{bytes / (1024.0 * 1024):F1} MiB";
@@ -612,7 +659,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                         using var create = TusRequest(HttpMethod.Post, "/tus");
                         create.Headers.Add("Upload-Length", TusFileSize.ToString(CultureInfo.InvariantCulture));
                         create.Headers.Add("Upload-Metadata", "filename " + Convert.ToBase64String(Encoding.UTF8.GetBytes(tus.Name)));
-                        Interlocked.Increment(ref _tusCreations);
+                        Interlocked.Increment(ref tus.Creations);
                         using var created = await http.SendAsync(create);
                         if (await TransientAsync(created))
                             continue;
@@ -650,12 +697,12 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                     return Lost(ex, "tus HEAD");
                 }
 
-                CheckTusOffset(offset, epoch, afterRestart: firstHead && epoch > 0);
+                CheckOffset(tus, offset, epoch, afterRestart: firstHead && epoch > 0);
                 firstHead = false;
                 while (offset < tus.Size)
                 {
                     // A few MiB, or now and then (and always first) more than one engine piece, never piece-aligned.
-                    long length = _tusPatches == 0 || _tusRng.Next(4) == 0
+                    long length = tus.Requests == 0 || _tusRng.Next(4) == 0
                         ? (_tusRng.Next(9, 16) * 1024L * 1024) + _tusRng.Next(1, 1024 * 1024)
                         : (_tusRng.Next(1, 6) * 1024L * 1024) + _tusRng.Next(1, 1024 * 1024);
                     length = Math.Min(length, tus.Size - offset);
@@ -663,10 +710,10 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                     {
                         if (_stop)
                             return false;
-                        (tus.PatchStart, tus.PatchLength, tus.PatchWritten) = (offset, length, 0);
-                        _tusPatches++;
+                        (tus.RequestStart, tus.RequestLength, tus.RequestWritten) = (offset, length, 0);
+                        tus.Requests++;
                         if (length > PieceSize)
-                            _tusLargePatches++;
+                            tus.LargeRequests++;
                     }
 
                     HttpStatusCode status;
@@ -677,15 +724,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                         long start = offset;
                         using var patch = TusRequest(HttpMethod.Patch, tus.Location);
                         patch.Headers.Add("Upload-Offset", start.ToString(CultureInfo.InvariantCulture));
-                        patch.Content = new TusBody(tus.Handle, start, length, written =>
-                        {
-                            lock (_sync)
-                            {
-                                _tusBytesSent += written - tus.PatchWritten;
-                                tus.PatchWritten = written;
-                                tus.SentEnd = Math.Max(tus.SentEnd, start + written);
-                            }
-                        });
+                        patch.Content = new FileRangeBody(tus.Handle, start, length, written => Sending(tus, start, written));
                         patch.Content.Headers.ContentType = new MediaTypeHeaderValue("application/offset+octet-stream");
                         using var response = await http.SendAsync(patch);
                         status = response.StatusCode;
@@ -701,7 +740,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                     finally
                     {
                         lock (_sync)
-                            tus.PatchStart = -1;
+                            tus.RequestStart = -1;
                     }
 
                     if (status == HttpStatusCode.NoContent)
@@ -725,7 +764,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                     }
 
                     // Not where the server is (409), or an earlier writer still holds the upload (423): HEAD again.
-                    Interlocked.Increment(ref _tusConflicts);
+                    Interlocked.Increment(ref tus.Conflicts);
                     break;
                 }
 
@@ -737,74 +776,247 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             return false;
         }
 
-        // The durable offset a HEAD reports: never below what a 204 acknowledged, never beyond what the client sent.
-        private void CheckTusOffset(long offset, int epoch, bool afterRestart)
+        // Under _sync, from a request body: the client is about to hand over its first `written` bytes.
+        private void Sending(SequentialUpload upload, long start, long written)
         {
-            var tus = _tus!;
             lock (_sync)
             {
-                long durable = tus.Durable;
-                string seen = $"HEAD offset {offset}, acknowledged {tus.Acked} by 204s ({durable} with earlier HEADs), sent up to {tus.SentEnd}";
+                upload.BytesSent += written - upload.RequestWritten;
+                upload.RequestWritten = written;
+                upload.SentEnd = Math.Max(upload.SentEnd, start + written);
+            }
+        }
+
+        // The durable offset a HEAD or status query reports: never below what was acknowledged (a 204's Upload-Offset,
+        // a 308's Range, an earlier query), never beyond what the client sent.
+        private void CheckOffset(SequentialUpload upload, long offset, int epoch, bool afterRestart)
+        {
+            lock (_sync)
+            {
+                long durable = upload.Durable;
+                string seen = $"{upload.Query} offset {offset}, acknowledged {upload.Acked} by {upload.Ack}s ({durable} with earlier {upload.Query} answers), sent up to {upload.SentEnd}";
                 if (offset < durable)
                 {
-                    _tusHeadBelowAcked++;
-                    Failures.Add($"tus: server run {epoch} lost acknowledged bytes after {Kills} kills: {seen}.");
+                    upload.QueryBelowAcked++;
+                    Failures.Add($"{upload.Protocol}: server run {epoch} lost acknowledged bytes after {Kills} kills: {seen}.");
                 }
 
-                if (offset > tus.SentEnd)
+                if (offset > upload.SentEnd)
                 {
-                    _tusHeadAboveSent++;
-                    Failures.Add($"tus: server run {epoch} reports more than the client sent: {seen}.");
+                    upload.QueryAboveSent++;
+                    Failures.Add($"{upload.Protocol}: server run {epoch} reports more than the client sent: {seen}.");
                 }
 
-                tus.Reported = Math.Max(tus.Reported, offset);
+                upload.Reported = Math.Max(upload.Reported, offset);
                 if (!afterRestart)
                     return;
-                _tusHeadsAfterRestart++;
+                upload.QueriesAfterRestart++;
                 string kept = "";
-                var (start, length) = tus.Interrupted;
+                var (start, length) = upload.Interrupted;
+                string request = upload.Request;
                 if (start >= 0)
                 {
-                    // What the server kept of the PATCH the kill interrupted: none, a prefix (the kill landed mid-body as
-                    // the server saw it), or all of it (only its 204 was lost).
-                    tus.Interrupted = (-1, 0);
-                    if (start + length <= tus.Acked)
+                    // What the server kept of the request the kill interrupted: none, a prefix (the kill landed mid-body as
+                    // the server saw it), or all of it (only its acknowledgement was lost).
+                    upload.Interrupted = (-1, 0);
+                    if (start + length <= upload.Acked)
                     {
-                        // Its 204 had been read just before the kill, while the client was still leaving SendAsync.
-                        _tusInterruptedAcknowledged++;
-                        kept = $"; the PATCH of {length} at {start} in flight at the kill had its 204 after all";
+                        // Its acknowledgement had been read just before the kill, while the client was still leaving SendAsync.
+                        upload.InterruptedAcknowledged++;
+                        kept = $"; the {request} of {length} at {start} in flight at the kill had its {upload.Ack} after all";
                     }
                     else if (offset <= start)
                     {
-                        _tusInterruptedNothingKept++;
-                        kept = $"; nothing kept of the interrupted PATCH of {length} at {start}";
+                        upload.InterruptedNothingKept++;
+                        kept = $"; nothing kept of the interrupted {request} of {length} at {start}";
                     }
                     else if (offset < start + length)
                     {
-                        _tusInterruptedPrefixKept++;
+                        upload.InterruptedPrefixKept++;
                         if (length > PieceSize)
-                            _tusInterruptedLargePrefixKept++;
-                        kept = $"; {offset - start} of the interrupted PATCH of {length} at {start} kept";
+                            upload.InterruptedLargePrefixKept++;
+                        kept = $"; {offset - start} of the interrupted {request} of {length} at {start} kept";
                     }
                     else
                     {
-                        _tusInterruptedAllKept++;
-                        kept = $"; all of the interrupted PATCH of {length} at {start} kept";
+                        upload.InterruptedAllKept++;
+                        kept = $"; all of the interrupted {request} of {length} at {start} kept";
                     }
                 }
 
                 if (offset == durable)
                 {
-                    _tusHeadAtAcked++;
+                    upload.QueryAtAcked++;
                 }
                 else if (offset > durable)
                 {
-                    _tusHeadAboveAcked++;
-                    _tusKeptUnacknowledged += offset - durable;
+                    upload.QueryAboveAcked++;
+                    upload.KeptUnacknowledged += offset - durable;
                 }
 
-                figures.Line($"tus after restart (run {epoch,3}): {seen}{kept}");
+                figures.Line($"{upload.Protocol} after restart (run {epoch,3}): {seen}{kept}");
             }
+        }
+
+        /// <summary>
+        /// Google-style for the Google file in one server run, its total unknown until the last request: initiate once
+        /// (again only when a kill cut the initiation), then the status query (bytes */*), checked like the tus HEAD, and
+        /// PUTs of bytes a-b/* from its offset, the last one naming the total (bytes a-b/T). Every PUT but the last must
+        /// be answered 308 with its end as the Range, the last 200. True once every byte is acknowledged.
+        /// </summary>
+        private async Task<bool> GoogleWorkerAsync(HttpClient http, int epoch)
+        {
+            var google = _google!;
+            if (google.AllAcked)
+                return true;
+            bool firstQuery = true;
+            for (int attempt = 1; attempt <= 20; attempt++)
+            {
+                if (Volatile.Read(ref _stop))
+                    return false;
+                if (google.Location is null)
+                {
+                    try
+                    {
+                        // No X-Upload-Content-Length: the total is not known yet.
+                        using var initiate = new HttpRequestMessage(HttpMethod.Post, new Uri($"/upload/{google.Name}?uploadType=resumable", UriKind.Relative))
+                        {
+                            Content = new StringContent(JsonSerializer.Serialize(new { name = google.Name }), Encoding.UTF8, "application/json"),
+                        };
+                        Interlocked.Increment(ref google.Creations);
+                        using var initiated = await http.SendAsync(initiate);
+                        if (await TransientAsync(initiated))
+                            continue;
+                        if (initiated.StatusCode != HttpStatusCode.OK || initiated.Headers.Location is null)
+                        {
+                            Fail($"Google-style initiation answered {(int)initiated.StatusCode}: {await initiated.Content.ReadAsStringAsync()}");
+                            return false;
+                        }
+
+                        // The session URL is absolute; the next server run listens on another port.
+                        lock (_sync)
+                            google.Location = initiated.Headers.Location.AbsolutePath;
+                    }
+                    catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException)
+                    {
+                        return Lost(ex, "Google-style initiation");
+                    }
+                }
+
+                long offset;
+                try
+                {
+                    using var query = GooglePut(google.Location, new ByteArrayContent([]), "bytes */*");
+                    using var answer = await http.SendAsync(query);
+                    if (await TransientAsync(answer))
+                        continue;
+                    if (answer.StatusCode == HttpStatusCode.OK)
+                        offset = google.Size;
+                    else if ((int)answer.StatusCode == ResumeIncomplete && StoredOf(answer) is { } stored)
+                        offset = stored;
+                    else
+                    {
+                        Fail($"Google-style status query of {google.Location} answered {(int)answer.StatusCode} (Range {RangeOf(answer)}) after {Kills} kills (acknowledged up to {google.Acked}).");
+                        return false;
+                    }
+                }
+                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException)
+                {
+                    return Lost(ex, "Google-style status query");
+                }
+
+                CheckOffset(google, offset, epoch, afterRestart: firstQuery && epoch > 0);
+                firstQuery = false;
+                while (offset < google.Size)
+                {
+                    long length = google.Requests == 0 || _googleRng.Next(4) == 0
+                        ? (_googleRng.Next(9, 16) * 1024L * 1024) + _googleRng.Next(1, 1024 * 1024)
+                        : (_googleRng.Next(1, 6) * 1024L * 1024) + _googleRng.Next(1, 1024 * 1024);
+                    length = Math.Min(length, google.Size - offset);
+                    bool last = offset + length == google.Size;
+                    lock (_sync)
+                    {
+                        if (_stop)
+                            return false;
+                        (google.RequestStart, google.RequestLength, google.RequestWritten) = (offset, length, 0);
+                        google.Requests++;
+                        if (last)
+                            google.LastRequests++;
+                        if (length > PieceSize)
+                            google.LargeRequests++;
+                    }
+
+                    HttpStatusCode status;
+                    long? stored;
+                    string answer;
+                    try
+                    {
+                        long start = offset;
+                        var body = new FileRangeBody(google.Handle, start, length, written => Sending(google, start, written));
+                        body.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+                        string total = last ? google.Size.ToString(CultureInfo.InvariantCulture) : "*";
+                        using var put = GooglePut(google.Location, body, $"bytes {start}-{start + length - 1}/{total}");
+                        using var response = await http.SendAsync(put);
+                        status = response.StatusCode;
+                        stored = StoredOf(response);
+                        answer = (int)status == ResumeIncomplete ? $"Range {RangeOf(response)}" : await response.Content.ReadAsStringAsync();
+                        if (await TransientAsync(response))
+                        {
+                            Interlocked.Increment(ref google.Conflicts);
+                            break;
+                        }
+                    }
+                    catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException)
+                    {
+                        return Lost(ex, $"Google-style PUT of {length} bytes at {offset}");
+                    }
+                    finally
+                    {
+                        lock (_sync)
+                            google.RequestStart = -1;
+                    }
+
+                    // A whole body is stored whole before the answer: 308 up to its end while the total is unknown, 200 for the last.
+                    bool acknowledged = last ? status == HttpStatusCode.OK : (int)status == ResumeIncomplete && stored == offset + length;
+                    if (!acknowledged)
+                    {
+                        Fail($"Google-style PUT of {length} bytes at {offset} ({(last ? "the last, naming the total" : "total unknown")}) answered {(int)status}: {answer}");
+                        return false;
+                    }
+
+                    lock (_sync)
+                        google.Acked = offset += length;
+                    attempt = 1;
+                }
+
+                if (offset >= google.Size)
+                    return true;
+            }
+
+            Fail("Google-style: still refused after 20 attempts without progress.");
+            return false;
+        }
+
+        // A Google-style PUT; Content-Range goes unvalidated (HttpClient's parser rejects "bytes */*").
+        private static HttpRequestMessage GooglePut(string location, HttpContent content, string range)
+        {
+            content.Headers.TryAddWithoutValidation("Content-Range", range);
+            return new HttpRequestMessage(HttpMethod.Put, new Uri(location, UriKind.Relative)) { Content = content };
+        }
+
+        private static string RangeOf(HttpResponseMessage response) =>
+            response.Headers.TryGetValues("Range", out var values) ? string.Join(", ", values) : "none";
+
+        // What a 308 says is stored: Range: bytes=0-N is N+1 bytes, no Range none; null for anything else.
+        private static long? StoredOf(HttpResponseMessage response)
+        {
+            if (!response.Headers.TryGetValues("Range", out var values))
+                return 0;
+            string range = values.Single();
+            return range.StartsWith("bytes=0-", StringComparison.Ordinal)
+                && long.TryParse(range.AsSpan("bytes=0-".Length), NumberStyles.None, CultureInfo.InvariantCulture, out long last)
+                    ? last + 1
+                    : null;
         }
 
         private static HttpRequestMessage TusRequest(HttpMethod method, string path)
@@ -919,6 +1131,16 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
                     Failures.Add($"After completion, tus HEAD answers {(int)head.StatusCode} with Upload-Offset {UploadOffset(head)}, expected {TusFileSize}.");
             }
 
+            var google = _google!;
+            if (await VerifyFileAsync(http, google.Name, google.Identifier, google.Sha256, GoogleFileSize) is null)
+                return;
+            using (var query = GooglePut(google.Location!, new ByteArrayContent([]), "bytes */*"))
+            using (var answer = await http.SendAsync(query))
+            {
+                if (answer.StatusCode != HttpStatusCode.OK)
+                    Failures.Add($"After completion, the Google-style status query answers {(int)answer.StatusCode}, expected 200.");
+            }
+
             CheckStorage("after completion, server running");
             server.Dispose();
             _server = null;
@@ -999,8 +1221,8 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
 
             int completed = Directory.EnumerateFiles(Path.Combine(_storageRoot, "completed")).Count();
             figures.Line($"Storage {when}: {completed} completed files, {Directory.EnumerateFiles(_storageRoot, "session.json", SearchOption.AllDirectories).Count()} session.json, {stray.Count} other files");
-            if (completed != FileCount + 1)
-                Failures.Add($"Storage {when}: {completed} files in completed/, expected {FileCount + 1} ({FileCount} resumable.js, 1 tus).");
+            if (completed != FileCount + 2)
+                Failures.Add($"Storage {when}: {completed} files in completed/, expected {FileCount + 2} ({FileCount} resumable.js, 1 tus, 1 Google-style).");
             if (stray.Count > 0)
                 Failures.Add($"Storage {when}: temp or orphaned files remain: {string.Join(", ", stray)}");
         }
@@ -1023,19 +1245,33 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             figures.Line($"test GETs                                     {_testGets}");
             figures.Line($"re-requested acknowledged chunks              {_reRequestedAcknowledged}");
             figures.Line($"transient answers retried (503/507/429)       {_transientRetries}");
-            figures.Line($"tus file                                      {TusFileSize / (1024 * 1024)} MiB, PATCHes of 1-6 MiB and 9-16 MiB (engine piece {PieceSize / (1024 * 1024)} MiB)");
-            figures.Line($"tus creations (POST)                          {_tusCreations}");
-            figures.Line($"tus PATCHes sent                              {_tusPatches} ({_tusLargePatches} larger than {PieceSize / (1024 * 1024)} MiB)");
-            figures.Line($"tus bytes sent                                {_tusBytesSent} ({(double)_tusBytesSent / TusFileSize:F2} x the file)");
-            figures.Line($"kills during tus PATCHes                      {_tusKillsDuringPatch} (in {_tusKillsBodyHandedOver} the client had handed the whole body to the socket)");
-            figures.Line($"  then HEAD showed, of the interrupted PATCH  nothing kept {_tusInterruptedNothingKept}, a prefix kept (mid-body) {_tusInterruptedPrefixKept} ({_tusInterruptedLargePrefixKept} in a PATCH > {PieceSize / (1024 * 1024)} MiB), all kept (204 lost) {_tusInterruptedAllKept}, acknowledged after all (204 read as the kill landed) {_tusInterruptedAcknowledged}");
-            figures.Line($"tus HEADs after restarts                      {_tusHeadsAfterRestart}: offset = acknowledged {_tusHeadAtAcked}, > acknowledged {_tusHeadAboveAcked} ({_tusKeptUnacknowledged} unacknowledged bytes kept), < acknowledged {_tusHeadBelowAcked}, > sent {_tusHeadAboveSent}");
-            figures.Line("  (acknowledged: the highest offset a 204 or an earlier HEAD reported; any HEAD below it or above the bytes sent fails the test)");
-            figures.Line($"tus 409/423 answers (HEAD again)              {_tusConflicts}");
+            ReportSequential(_tus!, $"{TusFileSize / (1024 * 1024)} MiB, PATCHes of 1-6 MiB and 9-16 MiB (engine piece {PieceSize / (1024 * 1024)} MiB)",
+                "creations (POST)", "409/423 answers (HEAD again)");
+            ReportSequential(_google!, $"{GoogleFileSize / (1024 * 1024)} MiB, total unknown until the last PUT (bytes a-b/*, the last one bytes a-b/T), PUTs of 1-6 MiB and 9-16 MiB",
+                "initiations (POST)", "503 answers (status query again)");
+            figures.Line($"google PUTs naming the total (bytes a-b/T)    {_google!.LastRequests} of {_google.Requests} (the others bytes a-b/*), {_google.KillsDuringLastRequest} kills during one");
             figures.Line($"total time                                    {_clock.Elapsed.TotalSeconds:F1} s");
             figures.Line($"result                                        {(Failures.Count == 0 ? "PASS" : $"FAIL ({Failures.Count} failures)")}");
             foreach (string failure in Failures.Take(20))
                 figures.Line("  failure: " + failure);
+        }
+
+        private void ReportSequential(SequentialUpload u, string file, string creations, string conflicts)
+        {
+            string p = u.Protocol, request = u.Request, query = u.Query, requests = request.EndsWith('H') ? request + "es" : request + "s";
+            Row($"{p} file", file);
+            Row($"{p} {creations}", $"{u.Creations}");
+            Row($"{p} {requests} sent", $"{u.Requests} ({u.LargeRequests} larger than {PieceSize / (1024 * 1024)} MiB)");
+            Row($"{p} bytes sent", $"{u.BytesSent} ({(double)u.BytesSent / u.Size:F2} x the file)");
+            Row($"kills during {p} {requests}", $"{u.KillsDuringRequest} (in {u.KillsBodyHandedOver} the client had handed the whole body to the socket)");
+            Row($"  then the {query} showed, of the interrupted {request}",
+                $"nothing kept {u.InterruptedNothingKept}, a prefix kept (mid-body) {u.InterruptedPrefixKept} ({u.InterruptedLargePrefixKept} in a {request} > {PieceSize / (1024 * 1024)} MiB), all kept ({u.Ack} lost) {u.InterruptedAllKept}, acknowledged after all ({u.Ack} read as the kill landed) {u.InterruptedAcknowledged}");
+            Row($"{p} {query} answers after restarts",
+                $"{u.QueriesAfterRestart}: offset = acknowledged {u.QueryAtAcked}, > acknowledged {u.QueryAboveAcked} ({u.KeptUnacknowledged} unacknowledged bytes kept), < acknowledged {u.QueryBelowAcked}, > sent {u.QueryAboveSent}");
+            figures.Line($"  (acknowledged: the highest offset a {u.Ack} or an earlier {query} reported; any {query} below it or above the bytes sent fails the test)");
+            Row($"{p} {conflicts}", $"{u.Conflicts}");
+
+            void Row(string label, string value) => figures.Line(label.Length < 46 ? $"{label,-46}{value}" : $"{label} {value}");
         }
 
         public void Dispose()
@@ -1044,6 +1280,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output)
             foreach (var file in _files)
                 file.Dispose();
             _tus?.Dispose();
+            _google?.Dispose();
             try
             {
                 if (_tempRoot.Length > 0)

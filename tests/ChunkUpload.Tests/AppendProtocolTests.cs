@@ -62,6 +62,28 @@ public sealed class AppendProtocolTests : IDisposable
         Assert.Equal(data, await _server.DownloadAsync(FileId));
     }
 
+    [Fact]
+    public async Task Status_While_An_Earlier_Post_Is_Still_Open_Counts_Every_Byte_It_Delivered_So_The_Next_Post_Fits()
+    {
+        // The tutorial's client asks for the status after its connection went quiet (not closed): the open POST is
+        // ended first, so the count includes everything it delivered and a POST from that count is accepted.
+        var data = UploadClient.RandomBytes(1_500_000, 9);
+        await using (var open = await _server.SendStalledAsync(Post(FileId, "0", data), data, 700_001))
+        {
+            using (var status = await StatusAsync(FileId))
+                Assert.Equal("700001", await status.Content.ReadAsStringAsync());
+            await open.Finished;
+        }
+
+        using (var rest = await PostAsync(FileId, "700001", data[700_001..]))
+        {
+            Assert.Equal(HttpStatusCode.OK, rest.StatusCode);
+            Assert.Equal("1500000", await rest.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal(data, await _server.DownloadAsync(FileId));
+    }
+
     [Theory]
     [InlineData("1005")] // past the stored end
     [InlineData("995")] // before it (not 0)

@@ -122,6 +122,29 @@ public sealed class GoogleProtocolTests : IDisposable
     }
 
     [Fact]
+    public async Task A_Status_Query_While_An_Earlier_Put_Is_Still_Open_Reports_Every_Byte_It_Delivered()
+    {
+        // A client whose connection went quiet (not closed) asks where to resume: the open PUT is ended first, so the
+        // 308 names everything it delivered rather than what happened to be stored a moment earlier.
+        var data = UploadClient.RandomBytes(500_000, 6);
+        var whole = new HttpRequestMessage(HttpMethod.Put, "/upload/quiet-1.bin") { Content = new ByteArrayContent(data) };
+        await using (var open = await _server.SendStalledAsync(whole, data, 200_000))
+        {
+            using (var query = await PutAsync("/upload/quiet-1.bin", [], "bytes */500000"))
+            {
+                Assert.Equal(308, (int)query.StatusCode);
+                Assert.Equal("bytes=0-199999", RangeOf(query));
+            }
+
+            await open.Finished;
+        }
+
+        using (var rest = await PutAsync("/upload/quiet-1.bin", data[200_000..], "bytes 200000-499999/500000"))
+            Assert.Equal(HttpStatusCode.OK, rest.StatusCode);
+        Assert.Equal(data, await _server.DownloadAsync("quiet-1.bin"));
+    }
+
+    [Fact]
     public async Task A_Chunk_That_Breaks_Off_Keeps_Its_Durable_Prefix()
     {
         var data = UploadClient.RandomBytes(3 * Quantum, 4);

@@ -107,13 +107,21 @@ internal sealed class Assembler(
             lock (upload.Sync)
             {
                 record = upload.Record;
-                if (upload.Deleted || record.State != UploadState.Receiving)
+                // Finished (completed and published, failed or deleted): pieces that still come have nothing to do. A
+                // record completed but not yet published (a publication that failed) is finished below.
+                if (upload.Deleted || record.State == UploadState.Failed || (record.State == UploadState.Complete && upload.Finished.Task.IsCompleted))
                 {
                     SettleFinished(upload);
                     return;
                 }
 
                 batch = [.. upload.Pending];
+            }
+
+            if (record.State == UploadState.Complete)
+            {
+                await FinishPublishingAsync(upload, record, cancellationToken);
+                return;
             }
 
             if (batch.Count > 0)
@@ -376,6 +384,13 @@ internal sealed class Assembler(
             }
         }
 
+        // A DELETE that came while the file was being checked wins: nothing is announced for a file about to go.
+        lock (upload.Sync)
+        {
+            if (upload.Deleted)
+                return;
+        }
+
         var completed = record.Clone();
         completed.State = UploadState.Complete;
         completed.Sha256 = sha256;
@@ -384,24 +399,13 @@ internal sealed class Assembler(
             ? new CompletionEvent(record.Key.Hash + "-" + sha256[..16], record.Id, record.FileName, length, sha256, record.Owner, completed.CompletedAt.Value, record.Protocol)
             : null;
         await metadata.CompleteAsync(completed, completion, cancellationToken);
-        if (data.ReadsBeforePublish)
-            await data.PublishAsync(completed, cancellationToken);
 
+        // From here the upload is complete whatever happens next: a failure while publishing (a directory flush, say)
+        // is retried by the next pass, which finds the record complete and publishes again (idempotent), instead of
+        // leaving the upload "assembling" until a restart.
         lock (upload.Sync)
-        {
             upload.Record = completed;
-            SettleFinished(upload);
-        }
-
-        uploads.Remove(upload);
-        if (completed.Parts is { } parts)
-            await RemovePartsAsync(completed, parts, cancellationToken);
-        upload.Finished.TrySetResult();
-        EngineLog.UploadAssembled(logger, record.Id, record.FileName, length, sha256);
-        hooks.Completed(completed);
-
-        if (completed.ConcatenatedInto is { } final && uploads.TryGet(new UploadKey(record.Owner, final), out var concatenation))
-            Enqueue(concatenation);
+        await FinishPublishingAsync(upload, completed, cancellationToken);
     }
 
     private async Task<string> HashPublishedAsync(UploadRecord record, long length, CancellationToken cancellationToken)
@@ -427,6 +431,35 @@ internal sealed class Assembler(
         }
 
         return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    /// <summary>
+    /// The end of a completion whose record is written: publish (again, after a failure), answer the requests still
+    /// waiting, leave memory, remove a concatenation's parts, tell the observers, and wake a concatenation waiting for
+    /// this part.
+    /// </summary>
+    private async Task FinishPublishingAsync(ActiveUpload upload, UploadRecord completed, CancellationToken cancellationToken)
+    {
+        if (data.ReadsBeforePublish)
+            await data.PublishAsync(completed, cancellationToken);
+        lock (upload.Sync)
+            SettleFinished(upload);
+        uploads.Remove(upload);
+        if (completed.Parts is { } parts)
+            await RemovePartsAsync(completed, parts, cancellationToken);
+        upload.Finished.TrySetResult();
+        EngineLog.UploadAssembled(logger, completed.Id, completed.FileName, completed.Length ?? 0, completed.Sha256 ?? "");
+        try
+        {
+            hooks.Completed(completed);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            EngineLog.ObserverFailed(logger, ex, completed.Id); // an observer's fault is not the upload's
+        }
+
+        if (completed.ConcatenatedInto is { } final && uploads.TryGet(new UploadKey(completed.Owner, final), out var concatenation))
+            Enqueue(concatenation);
     }
 
     // The parts of a finished concatenation are not files of their own: remove them.

@@ -43,6 +43,9 @@ internal static partial class EngineLog
     [LoggerMessage(EventId = 1014, Level = LogLevel.Warning, Message = "Partial upload {Part} of concatenation {Final} could not be removed")]
     public static partial void PartNotRemoved(ILogger logger, Exception exception, string part, string final);
 
+    [LoggerMessage(EventId = 1015, Level = LogLevel.Error, Message = "An observer of completions failed for upload {Identifier}; the upload is complete")]
+    public static partial void ObserverFailed(ILogger logger, Exception exception, string identifier);
+
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Assembly of upload {Identifier} deferred for {Seconds} s after a storage error")]
     public static partial void AssemblyDeferred(ILogger logger, Exception exception, string identifier, double seconds);
 

@@ -56,9 +56,7 @@ public sealed class LocalDataStore : IUploadDataStore
     {
         if (commits.Count == 0)
             return Task.CompletedTask;
-        using var data = OpenPart(upload, out bool created);
-        byte[]? buffer = null;
-        try
+        WriteIntoPart(upload, copy =>
         {
             foreach (var commit in commits)
             {
@@ -66,22 +64,9 @@ public sealed class LocalDataStore : IUploadDataStore
                 long from = commit.Range.Offset - piece.Offset;
                 if (from < 0 || commit.Range.End > piece.Offset + piece.Length)
                     throw new ArgumentException("The commit range is outside its piece.", nameof(commits));
-                Copy(piece.Handle!, from, data, commit.Range.Offset, commit.Range.Length, ref buffer);
+                copy(piece.Handle!, from, commit.Range.Offset, commit.Range.Length);
             }
-        }
-        finally
-        {
-            if (buffer is not null)
-                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-        }
-
-        if (_flush)
-        {
-            RandomAccess.FlushToDisk(data);
-            if (created)
-                NativeFileSystem.FlushDirectory(_layout.Parts);
-        }
-
+        });
         return Task.CompletedTask;
     }
 
@@ -90,11 +75,19 @@ public sealed class LocalDataStore : IUploadDataStore
     public Task CopyCompletedAsync(UploadRecord source, UploadRecord target, long targetOffset, CancellationToken cancellationToken)
     {
         using var from = File.OpenHandle(_layout.CompletedPath(source.Key.Hash), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
-        using var data = OpenPart(target, out bool created);
+        WriteIntoPart(target, copy => copy(from, 0, targetOffset, RandomAccess.GetLength(from)));
+        return Task.CompletedTask;
+    }
+
+    // Opens (or creates) the upload's file in parts/, lets the caller copy ranges into it, and makes them durable: one
+    // flush for all of them, and the file's name flushed too when it is new.
+    private void WriteIntoPart(UploadRecord upload, Action<Action<SafeFileHandle, long, long, long>> write)
+    {
+        using var data = OpenPart(upload, out bool created);
         byte[]? buffer = null;
         try
         {
-            Copy(from, 0, data, targetOffset, RandomAccess.GetLength(from), ref buffer);
+            write((source, sourceOffset, targetOffset, length) => Copy(source, sourceOffset, data, targetOffset, length, ref buffer));
         }
         finally
         {
@@ -108,8 +101,6 @@ public sealed class LocalDataStore : IUploadDataStore
             if (created)
                 NativeFileSystem.FlushDirectory(_layout.Parts);
         }
-
-        return Task.CompletedTask;
     }
 
     public Task PublishAsync(UploadRecord upload, CancellationToken cancellationToken)

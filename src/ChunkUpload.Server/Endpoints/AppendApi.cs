@@ -16,7 +16,8 @@ namespace ChunkUpload.Server.Endpoints;
 /// /uploads/{id} and /files/{id}; '/' and '\' are refused, a file name never holds them).
 /// <list type="bullet">
 /// <item><c>GET /append/status</c>: 200 text/plain, the number of bytes stored (the whole size once complete); 0 for an
-/// unknown or expired id, as the tutorial's server answers.</item>
+/// unknown or expired id, as the tutorial's server answers. A POST still open on the file is ended first (its bytes
+/// counted), as tus HEAD does.</item>
 /// <item><c>POST /append</c> (also <c>/append/upload</c>, where the tutorial's relative <c>upload</c> lands) with
 /// <c>X-Start-Byte</c>: appends the raw body at that byte, which must be the stored count (else 409
 /// <c>offset_mismatch</c>, the count in <c>Upload-Offset</c>, nothing stored). <c>X-Start-Byte: 0</c> on an unfinished
@@ -58,7 +59,9 @@ public static class AppendApi
     public static async Task<IResult> Status(HttpContext context, UploadEngine engine, TimeProvider time)
     {
         string id = FileIdOf(context);
-        var snapshot = await engine.FindAsync(Principals.CallerOf(context), id, context.RequestAborted);
+        // The client asks before it resumes: a POST still open on the file (a connection gone quiet) is ended first, so
+        // the count includes every byte it delivered and the next POST from that count is accepted, not 409.
+        var snapshot = await engine.FindSettledAsync(Principals.CallerOf(context), id, context.RequestAborted);
         context.Response.Headers.CacheControl = "no-store";
         if (snapshot is not null)
             CheckProtocol(snapshot);

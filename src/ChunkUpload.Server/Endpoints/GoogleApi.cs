@@ -27,7 +27,8 @@ namespace ChunkUpload.Server.Endpoints;
 /// starts past the stored end is answered 308 with the stored Range and nothing of it is kept; one that starts before
 /// it has the already-stored prefix skipped (a re-send).</item>
 /// <item><c>PUT</c> with an empty body and <c>Content-Range: bytes */*</c> or <c>bytes */T</c> asks for the status;
-/// <c>*/T</c> also states the total, which finishes an upload whose bytes all came with <c>/*</c>.</item>
+/// <c>*/T</c> also states the total, which finishes an upload whose bytes all came with <c>/*</c>. A PUT still open on
+/// the upload is ended first (its bytes kept and reported), as tus HEAD does.</item>
 /// <item>Unfinished: 308 with <c>Range: bytes=0-N</c> (N the last durable byte), no Range header while nothing is stored,
 /// never a Location. Finished (every byte stored): 200 with the upload's status as JSON, the body of GET /uploads/{id}.</item>
 /// </list>
@@ -122,7 +123,9 @@ public static class GoogleApi
     private static async Task<IResult> StatusAsync(string id, long? total, HttpContext context, UploadEngine engine, TimeProvider time)
     {
         await EnsureNoBodyAsync(context.Request);
-        var snapshot = await FindAsync(context, engine, time, id) ?? throw NotFound(id);
+        // A client asks after its request failed: one still open on the upload (a connection gone quiet) is ended first,
+        // so the Range includes every byte it delivered and the client's next PUT starts where the server is.
+        var snapshot = await FindAsync(context, engine, time, id, settled: true) ?? throw NotFound(id);
         if (total is { } length && snapshot.Length != length)
         {
             if (snapshot.Length is { } declared)
@@ -245,9 +248,12 @@ public static class GoogleApi
         }
     }
 
-    private static async Task<UploadSnapshot?> FindAsync(HttpContext context, UploadEngine engine, TimeProvider time, string id)
+    private static async Task<UploadSnapshot?> FindAsync(HttpContext context, UploadEngine engine, TimeProvider time, string id, bool settled = false)
     {
-        var snapshot = await engine.FindAsync(Principals.CallerOf(context), id, context.RequestAborted);
+        var caller = Principals.CallerOf(context);
+        var snapshot = settled
+            ? await engine.FindSettledAsync(caller, id, context.RequestAborted)
+            : await engine.FindAsync(caller, id, context.RequestAborted);
         if (snapshot is null)
             return null;
         CheckProtocol(snapshot);
@@ -388,15 +394,10 @@ public static class GoogleApi
     public sealed record GoogleErrorItem(string Domain, string Reason, string Message);
 
     /// <summary>A request body whose first bytes are already stored: they are read and dropped.</summary>
-    private sealed class SkipStream(Stream inner, long skip, bool endMatters) : Stream
+    private sealed class SkipStream(Stream inner, long skip, bool endMatters) : ForwardReadStream
     {
         private long _skip = skip;
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -418,19 +419,10 @@ public static class GoogleApi
             return await inner.ReadAsync(buffer, cancellationToken);
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Read the request body asynchronously.");
 
-        public override void Flush()
-        {
-        }
 
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
-        public override void SetLength(long value) => throw new NotSupportedException();
 
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

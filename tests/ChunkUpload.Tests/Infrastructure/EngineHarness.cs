@@ -21,15 +21,16 @@ internal sealed class EngineHarness : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly NpgsqlDataSource? _db;
 
-    /// <summary>A local engine (local metadata and data), opened at once.</summary>
-    public EngineHarness(string root, Action<UploadOptions>? configure = null)
-        : this(root, configure, Backend.LocalLocal, null, null)
+    /// <summary>A local engine (local metadata and data), opened at once; hooks and a wrapper of the data store may be given.</summary>
+    public EngineHarness(string root, Action<UploadOptions>? configure = null, IUploadHooks? hooks = null, Func<IUploadDataStore, IUploadDataStore>? wrapData = null)
+        : this(root, configure, Backend.LocalLocal, null, null, hooks, wrapData)
     {
         Engine.OpenAsync(CancellationToken.None).GetAwaiter().GetResult();
         _ = Task.Run(() => Engine.RunAssemblerAsync(_stop.Token));
     }
 
-    private EngineHarness(string root, Action<UploadOptions>? configure, Backend backend, string? connectionString, S3Options? s3)
+    private EngineHarness(string root, Action<UploadOptions>? configure, Backend backend, string? connectionString, S3Options? s3,
+        IUploadHooks? hooks = null, Func<IUploadDataStore, IUploadDataStore>? wrapData = null)
     {
         var options = new UploadOptions { StorageRoot = root, MinFreeSpace = 0 };
         configure?.Invoke(options);
@@ -55,7 +56,8 @@ internal sealed class EngineHarness : IDisposable
         IUploadDataStore data = s3 is not null
             ? new S3DataStore(S3DataStore.CreateClient(s3), Options.Create(s3), wrapped, TimeProvider.System, NullLogger<S3DataStore>.Instance)
             : new LocalDataStore(Layout, wrapped);
-        Engine = new UploadEngine(metadata, data, locks, new UploadHooks(), wrapped, TimeProvider.System, NullLogger<UploadEngine>.Instance);
+        Metadata = metadata;
+        Engine = new UploadEngine(metadata, wrapData?.Invoke(data) ?? data, locks, hooks ?? new UploadHooks(), wrapped, TimeProvider.System, NullLogger<UploadEngine>.Instance);
     }
 
     /// <summary>An engine over the backend's stores: a fresh database and bucket of its own.</summary>
@@ -103,6 +105,8 @@ internal sealed class EngineHarness : IDisposable
     public S3Options? S3 { get; }
 
     public UploadEngine Engine { get; }
+
+    public IUploadMetadataStore Metadata { get; }
 
     public LocalLayout Layout { get; }
 

@@ -79,6 +79,31 @@ public sealed class ProtocolServer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Sends <paramref name="request"/> with <paramref name="data"/> as its announced body and returns once the server has
+    /// read the first <paramref name="stallAfter"/> bytes; the request stays open without sending more (a connection
+    /// that went quiet, not one that broke). Disposing the result breaks it off and waits until the server is done.
+    /// </summary>
+    public async Task<StalledRequest> SendStalledAsync(HttpRequestMessage request, byte[] data, int stallAfter)
+    {
+        string tag = Guid.NewGuid().ToString("N");
+        var watched = Bodies.Watch(tag, stallAfter);
+        var content = new BreakingContent(data, stallAfter);
+        foreach (var header in request.Content?.Headers ?? Enumerable.Empty<KeyValuePair<string, IEnumerable<string>>>())
+        {
+            if (!header.Key.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+                content.Headers.TryAddWithoutValidation(header.Key, header.Value);
+        }
+
+        request.Content = content;
+        request.Headers.Add(BodyObserver.Header, tag);
+        var abandon = new CancellationTokenSource();
+        var stalled = new StalledRequest(watched, content, abandon, Http.SendAsync(request, abandon.Token));
+        await watched.Read;
+        Assert.Equal(stallAfter, watched.Bytes);
+        return stalled;
+    }
+
     public async Task<HttpStatusCode> UploadStatusCodeAsync(string id)
     {
         using var response = await Http.GetAsync("/uploads/" + Uri.EscapeDataString(id));
@@ -92,5 +117,29 @@ public sealed class ProtocolServer : IDisposable
         Http.Dispose();
         App.Dispose();
         Dir.Dispose();
+    }
+}
+
+/// <summary>A request left open by <see cref="ProtocolServer.SendStalledAsync"/>.</summary>
+public sealed class StalledRequest(BodyObserver.WatchedRequest watched, BreakingContent content, CancellationTokenSource abandon, Task<HttpResponseMessage> response)
+    : IAsyncDisposable
+{
+    /// <summary>Completes when the server has finished with the request (fails the test after 30 s).</summary>
+    public Task Finished => watched.Finished;
+
+    public async ValueTask DisposeAsync()
+    {
+        await abandon.CancelAsync();
+        content.Break();
+        await watched.Finished;
+        try
+        {
+            (await response).Dispose();
+        }
+        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException)
+        {
+        }
+
+        abandon.Dispose();
     }
 }
