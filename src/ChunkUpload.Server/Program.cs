@@ -5,6 +5,7 @@ using ChunkUpload.Server.Hosting;
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 
 builder.AddChunkUploadLogging();
+builder.AddChunkUploadForwardedHeaders();
 builder.AddChunkUploadStorage();
 builder.AddChunkUploadCors();
 builder.AddChunkUploadSecurity();
@@ -12,6 +13,7 @@ builder.AddChunkUploadApiDocs();
 
 var app = builder.Build();
 
+app.UseChunkUploadForwardedHeaders();
 app.UseChunkUploadErrorHandling();
 app.UseCors();
 app.UseChunkUploadSecurity();
