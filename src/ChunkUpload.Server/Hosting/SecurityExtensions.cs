@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Threading.RateLimiting;
 using ChunkUpload.Core.Hooks;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Security;
@@ -33,41 +32,28 @@ public static class SecurityExtensions
         if (builder.Configuration.GetValue<Uri?>("Auth:AuthorizationUrl") is not null)
             builder.Services.AddHttpClient<IUploadAuthorizer, HttpCallbackAuthorizer>();
 
-        builder.Services.AddRateLimiter(options =>
-        {
-            options.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
-            {
-                var limits = context.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value;
-                if (limits.TokensPerPeriod == 0)
-                    return RateLimitPartition.GetNoLimiter("off");
-                return RateLimitPartition.GetTokenBucketLimiter(Principals.ClientOf(context), _ => new TokenBucketRateLimiterOptions
-                {
-                    TokenLimit = limits.BurstLimit,
-                    TokensPerPeriod = limits.TokensPerPeriod,
-                    ReplenishmentPeriod = limits.Period,
-                    QueueLimit = 0,
-                    AutoReplenishment = true,
-                });
-            });
-            options.OnRejected = async (context, cancellationToken) =>
-            {
-                int seconds = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter)
-                    ? (int)Math.Ceiling(retryAfter.TotalSeconds)
-                    : 1;
-                await Problems.For(context.HttpContext, SecurityErrors.RateLimited,
-                    string.Create(CultureInfo.InvariantCulture, $"Too many requests from you; wait {seconds} s before sending more."),
-                    Math.Max(1, seconds)).ExecuteAsync(context.HttpContext);
-            };
-        });
+        builder.Services.AddSingleton<ClientRateLimiter>();
         return builder;
     }
 
     public static WebApplication UseChunkUploadSecurity(this WebApplication app)
     {
         app.UseAuthentication();
-        app.UseRateLimiter();
+        app.Use(LimitRateAsync);
         app.UseAuthorization();
         return app;
+    }
+
+    // After authentication, so a principal counts as itself wherever it connects from.
+    private static Task LimitRateAsync(HttpContext context, RequestDelegate next)
+    {
+        var limiter = context.RequestServices.GetRequiredService<ClientRateLimiter>();
+        if (!limiter.Enabled || limiter.TryAcquire(Principals.ClientOf(context), out var retryAfter))
+            return next(context);
+        int seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
+        return Problems.For(context, SecurityErrors.RateLimited,
+            string.Create(CultureInfo.InvariantCulture, $"Too many requests from you; wait {seconds} s before sending more."),
+            seconds).ExecuteAsync(context);
     }
 
     /// <summary>Requires credentials on an endpoint group when <c>Auth:Enabled</c> is on.</summary>
