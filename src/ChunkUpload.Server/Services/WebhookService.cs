@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using System.Net.Http.Json;
+using ChunkUpload.Core;
 using ChunkUpload.Core.Contracts;
 using Microsoft.Extensions.Options;
 
@@ -107,8 +108,8 @@ public sealed partial class WebhookService(
     }
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Completion of upload {Identifier} delivered to the webhook (event {EventId})")]
-    private static partial void LogDelivered(ILogger logger, string identifier, string eventId);
+    private static partial void LogDelivered(ILogger logger, LogText identifier, string eventId);
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Webhook for upload {Identifier} failed {Failures} times; next try in {Seconds} s")]
-    private static partial void LogRetrying(ILogger logger, string identifier, int failures, double seconds);
+    private static partial void LogRetrying(ILogger logger, LogText identifier, int failures, double seconds);
 }
