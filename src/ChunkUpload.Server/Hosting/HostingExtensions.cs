@@ -139,8 +139,11 @@ public static class HostingExtensions
         return builder;
     }
 
+    /// <summary>Swagger UI and the OpenAPI document, unless <c>Swagger:Enabled</c> is false.</summary>
     public static WebApplicationBuilder AddChunkUploadApiDocs(this WebApplicationBuilder builder)
     {
+        if (!SwaggerEnabled(builder.Configuration))
+            return builder;
         builder.Services.AddEndpointsApiExplorer();
         builder.Services.AddSwaggerGen();
         return builder;
@@ -148,8 +151,12 @@ public static class HostingExtensions
 
     public static WebApplication UseChunkUploadApiDocs(this WebApplication app)
     {
+        if (!SwaggerEnabled(app.Configuration))
+            return app;
         app.UseSwagger();
         app.UseSwaggerUI();
         return app;
     }
+
+    public static bool SwaggerEnabled(IConfiguration configuration) => configuration.GetValue("Swagger:Enabled", true);
 }

@@ -3,12 +3,14 @@ using ChunkUpload.Core.Hooks;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Security;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
 
 namespace ChunkUpload.Server.Hosting;
 
 /// <summary>Authentication (optional), the authorization callback (optional) and the request-rate limiter.</summary>
-public static class SecurityExtensions
+public static partial class SecurityExtensions
 {
     public static WebApplicationBuilder AddChunkUploadSecurity(this WebApplicationBuilder builder)
     {
@@ -38,6 +40,7 @@ public static class SecurityExtensions
 
     public static WebApplication UseChunkUploadSecurity(this WebApplication app)
     {
+        app.Lifetime.ApplicationStarted.Register(() => WarnWhenOpen(app));
         app.UseAuthentication();
         app.Use(LimitRateAsync);
         app.UseAuthorization();
@@ -60,4 +63,43 @@ public static class SecurityExtensions
     public static TBuilder RequireUploadCredentials<TBuilder>(this TBuilder builder, IConfiguration configuration)
         where TBuilder : IEndpointConventionBuilder =>
         configuration.GetValue("Auth:Enabled", false) ? builder.RequireAuthorization() : builder;
+
+    private static void WarnWhenOpen(WebApplication app)
+    {
+        bool guarded = app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.Enabled;
+        var addresses = app.Services.GetService<IServer>()?.Features.Get<IServerAddressesFeature>()?.Addresses;
+        var listening = (addresses is { Count: > 0 }
+            ? addresses
+            : (app.Configuration["urls"] ?? HostingExtensions.DefaultUrl).Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
+        var exposed = NonLoopback(listening).ToList();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(SecurityExtensions).FullName!);
+        if (!guarded && exposed.Count > 0)
+            LogOpenToTheNetwork(logger, exposed);
+        else
+            LogExposure(logger, guarded, listening);
+    }
+
+    /// <summary>The listening URLs that reach beyond this machine (a wildcard host, or an address other than loopback).</summary>
+    public static IEnumerable<string> NonLoopback(IEnumerable<string> urls)
+    {
+        foreach (string url in urls)
+        {
+            int scheme = url.IndexOf("://", StringComparison.Ordinal);
+            string rest = scheme < 0 ? url : url[(scheme + 3)..];
+            int end = rest.IndexOf('/', StringComparison.Ordinal);
+            string authority = end < 0 ? rest : rest[..end];
+            string host = authority.StartsWith('[') ? authority[1..Math.Max(1, authority.IndexOf(']', StringComparison.Ordinal))]
+                : authority.Contains(':', StringComparison.Ordinal) ? authority[..authority.LastIndexOf(':')] : authority;
+            bool loopback = host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
+                || (System.Net.IPAddress.TryParse(host, out var address) && System.Net.IPAddress.IsLoopback(address));
+            if (!loopback)
+                yield return url;
+        }
+    }
+
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Access control is off (Auth:Enabled=false) and the server listens beyond this machine ({Urls}): anyone who reaches it can upload, download and delete files. Turn Auth:Enabled on, or listen on localhost behind a proxy that authenticates.")]
+    private static partial void LogOpenToTheNetwork(ILogger logger, IReadOnlyList<string> urls);
+
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "Access control on: {Enabled}; listening on {Urls}")]
+    private static partial void LogExposure(ILogger logger, bool enabled, IReadOnlyList<string> urls);
 }
