@@ -101,11 +101,13 @@ public static class HostingExtensions
         builder.Services.AddHostedService<StorageService>();
         builder.Services.AddHostedService<SweepService>();
 
-        builder.Services.AddOptions<WebhookOptions>().BindConfiguration(WebhookOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<WebhookOptions>().BindConfiguration(WebhookOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => o.Secret is null or { Length: >= 32 }, "Webhook:Secret must be at least 32 characters.")
+            .ValidateOnStart();
         if (builder.Configuration.GetValue<Uri?>("Webhook:Url") is not null)
         {
             builder.Services.PostConfigure<UploadOptions>(o => o.RecordCompletionEvents = true);
-            builder.Services.AddHttpClient<WebhookService>();
+            builder.Services.AddHttpClient<WebhookService>().ConfigurePrimaryHttpMessageHandler(WebhookService.CreateHandler);
             builder.Services.AddHostedService(sp => sp.GetRequiredService<WebhookService>());
         }
 
