@@ -19,6 +19,7 @@ public static partial class SecurityExtensions
             .ValidateDataAnnotations()
             .Validate(o => !o.Enabled || o.ApiKeys.Count > 0 || o.TokenSigningKey is { Length: >= 32 },
                 "Auth:Enabled needs Auth:ApiKeys or an Auth:TokenSigningKey of at least 32 characters.")
+            .Validate(o => o.MaxTokenLifetime > TimeSpan.Zero, "Auth:MaxTokenLifetime must be positive.")
             .Validate(o => o.TokenSigningKey is null or { Length: >= 32 }, "Auth:TokenSigningKey must be at least 32 characters.")
             .Validate(o => o.ApiKeys.All(k => k.Key.Length >= 16 && k.Owner.Length > 0), "Each Auth:ApiKeys entry needs a Key of at least 16 characters and an Owner.")
             .ValidateOnStart();
