@@ -11,11 +11,13 @@ if ! command -v npm >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
 
-# The browser tests drive Debian's Chromium (their fixture installs it too, and fails under CI=true without it);
-# a CJK font makes the screenshot show the unicode file name. Both best effort here, as root.
+# The browser tests drive Debian's Chromium and put Debian's nginx in front of the published server (their fixtures
+# install both too, and fail under CI=true without them);
+# a CJK font makes the screenshot show the unicode file name. All best effort here, as root.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/sbin/nginx ] || missing+=(nginx)
   dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "test.sh: installing ${missing[*]} from Debian" >&2

@@ -453,7 +453,9 @@
   }
 
   function setState(item, state, announcement) {
+    var changed = item.state !== state;
     item.state = state;
+    if (changed && server.lastRefresh) refreshServer();
     if (announcement) announce(item.name + ': ' + announcement);
     render(item);
     renderOverall();
@@ -902,6 +904,7 @@
   }
 
   function start() {
+    startServerList();
     adapter = adapters[LIB];
     els.libraryName.textContent = adapter.title;
     renderLibrarySwitch();
@@ -949,6 +952,105 @@
       els.limits.textContent = '';
       showPageError('The upload server is not reachable: ' + e.message + ' Reload the page to try again.');
     });
+  }
+
+  // ---------- "On the server": GET /uploads (the caller's uploads, newest first) ----------
+  // Refreshed every 2 s while an upload is in progress (on the server or on this page), every 15 s otherwise,
+  // and at once when an upload on this page changes state. DELETE /uploads/{id} removes one.
+  var server = {
+    body: $('server-list'), scroll: $('server-scroll'), status: $('server-status'), template: $('server-row-template'),
+    refreshButton: $('server-refresh'), busy: false, again: false, inProgress: false, lastRefresh: 0,
+    STATES: { receiving: 'Receiving', assembling: 'Assembling', complete: 'Complete', failed: 'Failed' }
+  };
+  function formatAge(iso) {
+    var seconds = (Date.now() - Date.parse(iso)) / 1000;
+    if (!isFinite(seconds)) return '?';
+    return formatDuration(Math.max(0, seconds)) + ' ago';
+  }
+  function localActive() {
+    var active = false;
+    items.forEach(function (i) {
+      if (i.state === 'uploading' || i.state === 'queued' || i.state === 'retrying' || i.state === 'verifying') active = true;
+    });
+    return active;
+  }
+  function renderServerRow(row, u) {
+    var size = u.totalSize;
+    var fraction = size > 0 ? Math.min(1, u.storedBytes / size) : (u.state === 'complete' ? 1 : 0);
+    row.dataset.id = u.identifier;
+    row.dataset.state = u.state;
+    row.querySelector('.name').textContent = u.fileName;
+    row.querySelector('.size').textContent = size == null ? formatBytes(u.storedBytes) + ' so far' : formatBytes(size);
+    row.querySelector('.protocol').textContent = u.protocol;
+    row.querySelector('.state').textContent = server.STATES[u.state] || u.state;
+    var bar = row.querySelector('progress');
+    bar.value = fraction;
+    bar.setAttribute('aria-label', 'Stored on the server: ' + u.fileName);
+    row.querySelector('.percent').textContent = percent(fraction);
+    row.querySelector('.age').textContent = formatAge(u.createdAt);
+    row.querySelector('.age').title = u.createdAt;
+    var link = row.querySelector('a.download');
+    link.hidden = !u.downloadUrl;
+    if (u.downloadUrl) {
+      link.href = u.downloadUrl;
+      link.setAttribute('aria-label', u.fileName + ': download the copy on the server');
+    } else {
+      link.removeAttribute('href');
+    }
+    var del = row.querySelector('button.delete');
+    del.setAttribute('aria-label', u.fileName + ': delete from the server');
+    del.dataset.url = u.statusUrl;
+    del.dataset.name = u.fileName;
+  }
+  function renderServerList(page) {
+    var rows = new Map();
+    Array.prototype.forEach.call(server.body.querySelectorAll('tr.server-upload'), function (r) { rows.set(r.dataset.id, r); });
+    var focused = document.activeElement;
+    page.uploads.forEach(function (u, index) {
+      var row = rows.get(u.identifier);
+      if (row) rows.delete(u.identifier);
+      else row = server.template.content.firstElementChild.cloneNode(true);
+      renderServerRow(row, u);
+      if (server.body.children[index] !== row) server.body.insertBefore(row, server.body.children[index] || null);
+    });
+    rows.forEach(function (r) { r.remove(); });
+    if (focused && focused !== document.body && !document.body.contains(focused)) $('server-title').focus(); // its row is gone
+    server.inProgress = page.uploads.some(function (u) { return u.state === 'receiving' || u.state === 'assembling'; });
+    server.scroll.hidden = page.uploads.length === 0;
+    server.status.textContent = page.uploads.length === 0 ? 'Nothing stored for you yet.'
+      : page.uploads.length + (page.next ? ' newest uploads shown.' : (page.uploads.length === 1 ? ' upload.' : ' uploads.'));
+  }
+  function refreshServer() {
+    if (server.busy) { server.again = true; return Promise.resolve(); }
+    server.busy = true;
+    server.lastRefresh = Date.now();
+    return fetchJson('uploads?limit=50', { headers: { Accept: 'application/json' } }).then(renderServerList, function (e) {
+      server.status.textContent = 'The list could not be loaded: ' + e.message;
+    }).then(function () {
+      server.busy = false;
+      if (server.again) { server.again = false; return refreshServer(); }
+    });
+  }
+  function deleteListedUpload(button) {
+    var name = button.dataset.name;
+    button.disabled = true;
+    fetchJson(button.dataset.url, { method: 'DELETE' }).then(function () {
+      announce(name + ': deleted from the server');
+    }, function (e) {
+      if (e.status !== 404) showPageError(name + ' could not be deleted: ' + e.message);
+    }).then(refreshServer);
+  }
+  function startServerList() {
+    server.refreshButton.addEventListener('click', refreshServer);
+    server.body.addEventListener('click', function (e) {
+      var button = e.target.closest && e.target.closest('button.delete');
+      if (button) deleteListedUpload(button);
+    });
+    setInterval(function () {
+      var every = server.inProgress || localActive() ? 2000 : 15000;
+      if (Date.now() - server.lastRefresh >= every - 100) refreshServer();
+    }, 500);
+    refreshServer();
   }
 
   // For tests and the curious: read-only view of the page's state.

@@ -31,9 +31,16 @@ public sealed class UploadOptions
     [Range(1, 65_536)]
     public int MaxIdentifierLength { get; set; } = 1024;
 
-    /// <summary>Longest accepted file name or relative path, in characters.</summary>
+    /// <summary>Longest accepted file name, in characters.</summary>
     [Range(1, 65_536)]
     public int MaxFileNameLength { get; set; } = 1024;
+
+    /// <summary>
+    /// Longest accepted relative path (the folder path a folder upload sends with each file), in characters: Linux's
+    /// PATH_MAX (4096) by default, so a folder upload of any tree the client's disk can hold is accepted.
+    /// </summary>
+    [Range(1, 65_536)]
+    public int MaxRelativePathLength { get; set; } = 4096;
 
     /// <summary>
     /// When true (the default) a chunk is flushed to the disk (fsync) before it is acknowledged, so an acknowledged

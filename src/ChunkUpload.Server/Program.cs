@@ -7,13 +7,16 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ar
 builder.AddChunkUploadLogging();
 builder.AddChunkUploadForwardedHeaders();
 builder.AddChunkUploadStorage();
+builder.AddChunkUploadRequestLimits();
 builder.AddChunkUploadCors();
 builder.AddChunkUploadSecurity();
 builder.AddChunkUploadApiDocs();
+builder.AddChunkUploadDiagnostics();
 
 var app = builder.Build();
 
 app.UseChunkUploadForwardedHeaders();
+app.UseChunkUploadRequestLogging();
 app.UseChunkUploadErrorHandling();
 app.UseCors();
 app.UseChunkUploadSecurity();

@@ -259,7 +259,8 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
               AND ($4::timestamptz IS NULL OR last_activity < $4)
               AND ($5::timestamptz IS NULL OR (stored_bytes = 0 AND created_at < $5))
               AND (NOT $6 OR (length IS NOT NULL AND stored_bytes >= length AND (completion_until IS NULL OR completion_until < now())))
-            ORDER BY created_at DESC
+              AND ($8::timestamptz IS NULL OR (created_at, key_hash) < ($8, $9::text))
+            ORDER BY created_at DESC, key_hash DESC
             LIMIT $7
             """);
         list.Parameters.AddWithValue(NpgsqlDbType.Text, (object?)filter.Owner ?? DBNull.Value);
@@ -269,6 +270,8 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
         list.Parameters.AddWithValue(NpgsqlDbType.TimestampTz, (object?)filter.EmptyCreatedBefore ?? DBNull.Value);
         list.Parameters.AddWithValue(filter.FullyStored);
         list.Parameters.AddWithValue((long)(filter.Limit ?? int.MaxValue));
+        list.Parameters.AddWithValue(NpgsqlDbType.TimestampTz, (object?)filter.After?.CreatedAt ?? DBNull.Value);
+        list.Parameters.AddWithValue(NpgsqlDbType.Text, (object?)filter.After?.KeyHash ?? DBNull.Value);
         await using var reader = await list.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
             yield return Read(reader);
@@ -328,6 +331,12 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
         }
 
         return [.. events.OrderBy(e => e.CompletedAt)];
+    }
+
+    public async Task<int> CountPendingAsync(CancellationToken cancellationToken)
+    {
+        await using var count = db.CreateCommand("SELECT count(*) FROM outbox");
+        return (int)(long)(await count.ExecuteScalarAsync(cancellationToken))!;
     }
 
     public async Task AcknowledgeAsync(string eventId, CancellationToken cancellationToken)

@@ -238,14 +238,14 @@ public sealed partial class S3DataStore : IUploadDataStore
             }));
         }
 
-        return new CompletedData(length, null, async (offset, count, ct) =>
+        return new CompletedData(length, null, (offset, count, ct) => Guard(async () =>
         {
             var request = new GetObjectRequest { BucketName = _options.Bucket, Key = key };
             if (count > 0 && (offset > 0 || count < length))
                 request.ByteRange = new S3Range(offset, offset + count - 1);
             var response = await _s3.GetObjectAsync(request, ct);
             return response.ResponseStream;
-        }, redirect);
+        }), redirect);
     }
 
     public Task DeleteAsync(UploadRecord upload, CancellationToken cancellationToken) => Guard(() => DeleteCoreAsync(upload, cancellationToken));
@@ -615,7 +615,7 @@ public sealed partial class S3DataStore : IUploadDataStore
         {
             await action();
         }
-        catch (Exception ex) when (ex is AmazonServiceException or Amazon.Runtime.AmazonClientException)
+        catch (Exception ex) when (IsStoreFault(ex))
         {
             throw new IOException("The object store failed: " + ex.Message, ex);
         }
@@ -627,11 +627,17 @@ public sealed partial class S3DataStore : IUploadDataStore
         {
             return await action();
         }
-        catch (Exception ex) when (ex is AmazonServiceException or Amazon.Runtime.AmazonClientException)
+        catch (Exception ex) when (IsStoreFault(ex))
         {
             throw new IOException("The object store failed: " + ex.Message, ex);
         }
     }
+
+    // The SDK's own errors, and the network's, which it passes on unwrapped once its retries are spent: a refused or
+    // reset connection (HttpRequestException, SocketException), a request that timed out (cancelled with a timeout).
+    private static bool IsStoreFault(Exception ex) =>
+        ex is AmazonServiceException or Amazon.Runtime.AmazonClientException or HttpRequestException or System.Net.Sockets.SocketException
+        || (ex is OperationCanceledException && ex.InnerException is TimeoutException);
 
     // ----- names -----
 
@@ -701,6 +707,14 @@ public sealed partial class S3DataStore : IUploadDataStore
         {
             _handle?.Dispose();
             _handle = null;
+        }
+
+        public int Read(long position, Span<byte> buffer)
+        {
+            if (Path is null)
+                return 0;
+            using var handle = File.OpenHandle(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            return RandomAccess.Read(handle, buffer, position);
         }
 
         public void Dispose()

@@ -88,7 +88,7 @@ public sealed class BrowserFixture : IAsyncLifetime
         }
     }
 
-    private static void Run(string file, params string[] arguments)
+    internal static void Run(string file, params string[] arguments)
     {
         var start = new ProcessStartInfo(file) { UseShellExecute = false };
         foreach (var argument in arguments)

@@ -18,6 +18,9 @@ public enum Expect
     /// <summary>Refused by Kestrel before the application (request line, header limits, framing): a bare 400/413/414/431 is fine.</summary>
     Kestrel,
 
+    /// <summary>A legal request (the longest values a real client sends): it must be accepted, 2xx.</summary>
+    Data,
+
     /// <summary>A body that ends early (the client shut its side down): a 4xx problem, or the connection closed without an answer.</summary>
     ProblemOrCut,
 
@@ -28,9 +31,26 @@ public enum Expect
     Routing,
 }
 
+/// <summary>The refusal shape of the protocol a request speaks: problem+json, or the protocol's own.</summary>
+public enum Shape
+{
+    /// <summary>application/problem+json with <c>code</c> and <c>detail</c> (resumable.js, tus, the IETF draft, /uploads, /files).</summary>
+    Problem,
+
+    /// <summary>Fine Uploader's JSON: <c>success: false</c>, <c>error</c> (shown to the user) and <c>code</c>.</summary>
+    FineUploader,
+
+    /// <summary>Google's JSON error: <c>error.code</c> the status, <c>error.message</c>, <c>error.errors[0].reason</c> the code.</summary>
+    Google,
+
+    /// <summary>text/plain, one line <c>code: detail</c> (nginx upload module, append).</summary>
+    Text,
+}
+
 /// <summary>One crafted request. <paramref name="KnownBug"/>: the server answers it wrongly today (excluded unless CHUNKUPLOAD_HOSTILE_KNOWN_BUGS=1).
 /// <paramref name="Stall"/>: the request stops part-way and the connection stays open (a slow sender the server must cut off).</summary>
-public sealed record HostileCase(string Category, string Name, Expect Expect, byte[] Request, bool HalfClose = false, string? KnownBug = null, bool Stall = false);
+public sealed record HostileCase(string Category, string Name, Expect Expect, byte[] Request, bool HalfClose = false, string? KnownBug = null, bool Stall = false,
+    Shape Shape = Shape.Problem);
 
 /// <summary>
 /// tus uploads the suite creates before it runs, for the cases that need one: <paramref name="Upload"/> is 100 bytes long
@@ -40,7 +60,7 @@ public sealed record HostileCase(string Category, string Name, Expect Expect, by
 public sealed record TusTargets(string Upload, string Deferred, string Partial);
 
 /// <summary>The crafted requests (issue 5): every category the issue lists, against the real server over raw sockets.</summary>
-public static class HostileCases
+public static partial class HostileCases
 {
     private const string Boundary = "----HostileBoundary7MA4YWxkTrZu0gW";
     private static readonly string MultipartType = "multipart/form-data; boundary=" + Boundary;
@@ -59,7 +79,7 @@ public static class HostileCases
         $"../{marker}-parent",
     ];
 
-    public static List<HostileCase> All(string marker, TusTargets tus)
+    public static List<HostileCase> All(string marker, TusTargets tus, ProtocolTargets targets)
     {
         var cases = new List<HostileCase>();
         int n = 0;
@@ -287,10 +307,11 @@ public static class HostileCases
             Request("POST", "/upload", Multipart("third", Fields(ValidParameters(Id("ct"))), Chunk1), "multipart/form-data; boundary=first; boundary=second"));
 
         // 12. Oversized headers and request lines (Kestrel's limits).
-        Add("headers", "one header of 100,000 chars", Expect.Kestrel, Request("GET", "/healthz", headers: ["X-Huge: " + huge]));
+        // The header limits fit the longest legal values (Hosting/RequestLimits.cs: about 135 KB in all with the defaults).
+        Add("headers", "one header of 300,000 chars", Expect.Kestrel, Request("GET", "/healthz", headers: ["X-Huge: " + new string('h', 300_000)]));
         Add("headers", "150 headers", Expect.Kestrel, Request("GET", "/healthz", headers: Enumerable.Range(0, 150).Select(i => $"X-H{i}: v")));
-        Add("headers", "40 headers of 1 KB (over 32 KB in total)", Expect.Kestrel,
-            Request("POST", "/upload?" + Query(ValidParameters(Id("hdr"))), Chunk1, "application/octet-stream", Enumerable.Range(0, 40).Select(i => $"X-P{i}: {new string('p', 1000)}")));
+        Add("headers", "90 headers of 2 KB (over the total)", Expect.Kestrel,
+            Request("POST", "/upload?" + Query(ValidParameters(Id("hdr"))), Chunk1, "application/octet-stream", Enumerable.Range(0, 90).Select(i => $"X-P{i}: {new string('p', 2000)}")));
         Add("headers", "Content-Type of 50,000 chars", Expect.Kestrel, Request("POST", "/upload", valid, "multipart/form-data; boundary=" + new string('c', 50_000)));
         Add("headers", "request path of 10,000 chars", Expect.Kestrel, Request("GET", "/" + new string('p', 10_000)));
         Add("headers", "malformed request line", Expect.Kestrel, "HELLO\r\n\r\n"u8.ToArray());
@@ -298,6 +319,7 @@ public static class HostileCases
         Add("headers", "header line without a colon", Expect.Kestrel, Request("GET", "/healthz", headers: ["ThisIsNotAHeader"]));
 
         AddTus(cases, marker, tus);
+        AddIssue11(cases, marker, targets, Id);
         return cases;
     }
 
@@ -334,7 +356,7 @@ public static class HostileCases
         [
             ",filename " + B64("a.bin"), "filename YQ==,,filetype Yg==", "my key YQ==", "filename YW Jj", "filename !!!!", "filename YQ=",
             "filename " + Convert.ToBase64String([0xFF, 0xFE, 0xFD]), "filename YQ==,filename Yg==", "filename " + B64("a\0b.bin"),
-            "filename " + B64(new string('n', 2000)), "padding " + B64(new string('p', 13_000)),
+            "filename " + B64(new string('n', 2000)), "padding " + B64(new string('p', 40_000)),
         ];
         foreach (string value in metadata)
             Add($"Upload-Metadata '{Short(value)}'", Expect.Problem, Create("Upload-Length: 10", "Upload-Metadata: " + value));

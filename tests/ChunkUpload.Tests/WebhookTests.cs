@@ -97,7 +97,7 @@ public sealed class WebhookTests : IDisposable
             Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
         await WaitForEmptyOutboxAsync();
         var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (app.Logs.Count(4003, "hook-deleted") == 0)
+        while (app.Logs.Count(4005, "hook-deleted") == 0)
         {
             Assert.True(DateTime.UtcNow < deadline, "The dropped announcement was not logged.");
             await Task.Delay(10);

@@ -89,6 +89,12 @@ public interface IStagedPiece : IDisposable
 
     /// <summary>No more bytes will come; the piece may be committed.</summary>
     void Seal();
+
+    /// <summary>
+    /// Reads the sealed piece's bytes from <paramref name="position"/> (0 is its first byte); 0 at its end. The engine
+    /// hashes committed pieces with it when the store cannot read its data back before publication.
+    /// </summary>
+    int Read(long position, Span<byte> buffer);
 }
 
 /// <summary>Part of a staged piece to write into the upload's data: the piece's bytes of <see cref="Range"/>.</summary>

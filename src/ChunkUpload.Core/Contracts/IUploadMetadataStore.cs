@@ -62,7 +62,11 @@ public interface IUploadMetadataStore
     /// <summary>Removes the record and its journal. False when there was none.</summary>
     Task<bool> DeleteAsync(UploadKey key, CancellationToken cancellationToken);
 
-    /// <summary>Records matching the filter, newest first (the sweeper, listings).</summary>
+    /// <summary>
+    /// Records matching the filter, newest first: by <see cref="UploadRecord.CreatedAt"/> descending, ties by
+    /// <see cref="UploadKey.Hash"/> descending, so that <see cref="UploadFilter.After"/> pages without gaps or repeats
+    /// (the sweeper, listings).
+    /// </summary>
     IAsyncEnumerable<UploadRecord> ListAsync(UploadFilter filter, CancellationToken cancellationToken);
 
     /// <summary>The record of the upload with this <see cref="UploadKey.Hash"/>, or null (recovery, orphan detection).</summary>
@@ -82,6 +86,9 @@ public interface ICompletionOutbox
     Task<IReadOnlyList<CompletionEvent>> PendingAsync(CancellationToken cancellationToken);
 
     Task AcknowledgeAsync(string eventId, CancellationToken cancellationToken);
+
+    /// <summary>How many events wait for delivery (the webhook's backlog, for metrics); claims nothing.</summary>
+    Task<int> CountPendingAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>An unfinished upload found at start-up, with what its journal says is stored.</summary>
@@ -112,6 +119,9 @@ public sealed record UploadFilter
 
     /// <summary>Shared stores: only unfinished uploads whose every byte of a known length is stored (a completion to finish).</summary>
     public bool FullyStored { get; init; }
+
+    /// <summary>Only records after this place in newest-first order (the next page of a listing).</summary>
+    public UploadCursor? After { get; init; }
 
     /// <summary>At most this many records.</summary>
     public int? Limit { get; init; }

@@ -13,10 +13,16 @@ internal sealed class PendingPiece(IStagedPiece piece)
 {
     public IStagedPiece Piece { get; } = piece;
 
+    /// <summary>Backlog segments still holding the staged piece (it is disposed when the last lets go).</summary>
+    public int HashHolds;
+
     public ByteRange Range { get; } = new(piece.Offset, piece.Length);
 
     public TaskCompletionSource Stored { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }
+
+/// <summary>Committed bytes of a staged piece waiting for the upload's hash to reach them.</summary>
+internal sealed record HashSegment(PendingPiece Piece, ByteRange Range);
 
 /// <summary>
 /// The in-memory state of one upload in progress (completed uploads are not kept in memory: the metadata store finds
@@ -49,6 +55,12 @@ internal sealed class ActiveUpload
 
     public bool Deleted { get; set; }
 
+    /// <summary>
+    /// Set with <see cref="Deleted"/> when another node deleted this upload and started a new one under the same id:
+    /// this entry's ranges are the old upload's and must not answer for the new one.
+    /// </summary>
+    public bool Replaced { get; set; }
+
     public DateTimeOffset LastActivity { get; set; }
 
     /// <summary>Completes when the upload is complete, failed or deleted (for requests that answer at the end).</summary>
@@ -58,6 +70,17 @@ internal sealed class ActiveUpload
     public IncrementalHash Hash { get; set; } = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
     public long HashedUpTo { get; set; }
+
+    /// <summary>When the assembler first found every byte stored (a <see cref="System.Diagnostics.Stopwatch"/> timestamp; 0 before).</summary>
+    public long AllStoredAt { get; set; }
+
+    // Object stores (no read-back before publication): committed segments past HashedUpTo, by offset, whose staged
+    // pieces are kept until the hash reaches them; guarded by Sync. HashAbandoned: the hash is read back at the end.
+    public SortedDictionary<long, HashSegment> HashBacklog { get; } = [];
+
+    public long HashBacklogBytes { get; set; }
+
+    public bool HashAbandoned { get; set; }
 
     /// <summary>Consecutive transient assembly failures, for back-off.</summary>
     public int AssemblyFailures { get; set; }

@@ -28,6 +28,10 @@ internal sealed class Assembler(
     string claimant)
 {
     private const int HashBufferSize = 1024 * 1024;
+
+    // Object stores: the most committed bytes of one upload kept in staging for the hash while an earlier piece is
+    // missing (pieces in flight come out of order); past it the finished object is read back instead.
+    private const long HashBacklogLimit = 64L * 1024 * 1024;
     private readonly Channel<ActiveUpload> _queue = Channel.CreateUnbounded<ActiveUpload>();
 
     /// <summary>Queues the upload for the next batch (once, however many pieces arrive meanwhile).</summary>
@@ -36,6 +40,9 @@ internal sealed class Assembler(
         if (Interlocked.Exchange(ref upload.Queued, 1) == 0)
             _queue.Writer.TryWrite(upload);
     }
+
+    /// <summary>Uploads waiting for a batch.</summary>
+    public int QueueLength => _queue.Reader.Count;
 
     /// <summary>Drains the queue until cancelled; one call per worker.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
@@ -97,6 +104,7 @@ internal sealed class Assembler(
 
     internal async Task ProcessAsync(ActiveUpload upload, CancellationToken cancellationToken)
     {
+        using var scope = logger.UploadScope(upload.Key.Id);
         await upload.Gate.WaitAsync(cancellationToken);
         try
         {
@@ -132,12 +140,18 @@ internal sealed class Assembler(
                 await RefreshAsync(upload, cancellationToken); // other nodes' bytes count towards completion too
             if (data.ReadsBeforePublish)
                 AdvanceHash(upload);
+            else
+                AdvanceStreamHash(upload);
 
             bool all;
             lock (upload.Sync)
                 all = !upload.Deleted && upload.Record.State == UploadState.Receiving && upload.AllStored;
             if (all)
+            {
+                if (upload.AllStoredAt == 0)
+                    upload.AllStoredAt = Stopwatch.GetTimestamp();
                 await CompleteAsync(upload, cancellationToken);
+            }
         }
         finally
         {
@@ -153,22 +167,32 @@ internal sealed class Assembler(
     internal async Task<bool> RefreshAsync(ActiveUpload upload, CancellationToken cancellationToken)
     {
         var record = await metadata.FindAsync(upload.Key, cancellationToken);
-        var ranges = record is { State: UploadState.Receiving } ? await metadata.ReadRangesAsync(record, cancellationToken) : [];
+        // Deleted elsewhere and started again under the same id: another upload, whose ranges are not this entry's
+        // (merging them would answer "stored" for chunks of the new upload that were never written to it).
+        bool replaced = record is not null && record.CreatedAt != upload.Record.CreatedAt;
+        var ranges = record is { State: UploadState.Receiving } && !replaced ? await metadata.ReadRangesAsync(record, cancellationToken) : [];
         lock (upload.Sync)
         {
-            if (record is null)
+            if (record is null || replaced)
+            {
                 upload.Deleted = true;
+                upload.Replaced = replaced;
+            }
             else
+            {
                 upload.Record = record;
+            }
             foreach (var range in ranges)
                 upload.Stored.Add(range);
-            if (record?.LastActivity is { } last && last > upload.LastActivity)
+            // The store's time of the last stored bytes, as every node reads it (this node's own clock at its last
+            // commit would make its answers differ from the others': expiry times in status and Upload-Expires).
+            if (!replaced && record?.LastActivity is { } last)
                 upload.LastActivity = last;
-            if (record is not { State: UploadState.Receiving })
+            if (record is not { State: UploadState.Receiving } || replaced)
                 SettleFinished(upload);
         }
 
-        if (record is { State: UploadState.Receiving })
+        if (record is { State: UploadState.Receiving } && !replaced)
             return true;
         uploads.Remove(upload);
         upload.Finished.TrySetResult();
@@ -193,6 +217,8 @@ internal sealed class Assembler(
                 piece.Stored.TrySetException(error);
             piece.Piece.Dispose();
         }
+
+        AbandonStreamHash(upload);
     }
 
     private async Task CommitAsync(ActiveUpload upload, UploadRecord record, List<PendingPiece> batch)
@@ -226,6 +252,8 @@ internal sealed class Assembler(
             double commitMs = Stopwatch.GetElapsedTime(started, committed).TotalMilliseconds;
             double journalMs = Stopwatch.GetElapsedTime(committed).TotalMilliseconds;
             EngineLog.BatchTimings(logger, record.Id, batch.Count, commitMs, journalMs);
+            hooks.Notify(logger, record.Id, (Record: record, Pieces: batch.Count, Bytes: added.TotalLength, Took: Stopwatch.GetElapsedTime(started)),
+                static (h, s) => h.BatchStored(s.Record, s.Pieces, s.Bytes, s.Took));
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -242,10 +270,11 @@ internal sealed class Assembler(
             throw;
         }
 
-        Settle(upload, batch, ranges, null);
+        Settle(upload, batch, ranges, null, data.ReadsBeforePublish ? [] : commits);
     }
 
-    private void Settle(ActiveUpload upload, List<PendingPiece> batch, IReadOnlyList<ByteRange> stored, Exception? error)
+    private void Settle(ActiveUpload upload, List<PendingPiece> batch, IReadOnlyList<ByteRange> stored, Exception? error,
+        IReadOnlyList<PieceCommit>? toHash = null)
     {
         lock (upload.Sync)
         {
@@ -254,6 +283,16 @@ internal sealed class Assembler(
             foreach (var piece in batch)
                 upload.Pending.Remove(piece);
             upload.LastActivity = time.GetUtcNow();
+            if (toHash is { Count: > 0 } && !upload.HashAbandoned && !upload.Deleted)
+            {
+                foreach (var commit in toHash)
+                {
+                    var piece = batch.First(p => ReferenceEquals(p.Piece, commit.Piece));
+                    piece.HashHolds++;
+                    upload.HashBacklog[commit.Range.Offset] = new HashSegment(piece, commit.Range);
+                    upload.HashBacklogBytes += commit.Range.Length;
+                }
+            }
         }
 
         foreach (var piece in batch)
@@ -262,8 +301,87 @@ internal sealed class Assembler(
                 piece.Stored.TrySetResult();
             else
                 piece.Stored.TrySetException(error);
-            piece.Piece.Dispose();
+            if (Volatile.Read(ref piece.HashHolds) == 0)
+                piece.Piece.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Object stores cannot read parts back before the object exists, so the hash follows the committed pieces while
+    /// they are still staged: each segment at the hash's frontier is hashed, then its piece let go. Bytes at the
+    /// frontier this node did not commit (another node's, a copied part's, or stored before this process started), a
+    /// backlog over its limit or a staged piece that cannot be read end it: the finished object is read back instead.
+    /// </summary>
+    private void AdvanceStreamHash(ActiveUpload upload)
+    {
+        byte[]? buffer = null;
+        try
+        {
+            while (true)
+            {
+                HashSegment? next;
+                lock (upload.Sync)
+                {
+                    if (upload.HashAbandoned)
+                        return;
+                    if (!upload.HashBacklog.Remove(upload.HashedUpTo, out next))
+                    {
+                        if (upload.Stored.Contains(upload.HashedUpTo, 1) || upload.HashBacklogBytes > HashBacklogLimit)
+                            AbandonStreamHash(upload);
+                        return;
+                    }
+                    upload.HashBacklogBytes -= next.Range.Length;
+                }
+
+                buffer ??= ArrayPool<byte>.Shared.Rent(HashBufferSize);
+                try
+                {
+                    long position = next.Range.Offset - next.Piece.Piece.Offset, end = position + next.Range.Length;
+                    while (position < end)
+                    {
+                        int read = next.Piece.Piece.Read(position, buffer.AsSpan(0, (int)Math.Min(buffer.Length, end - position)));
+                        if (read == 0)
+                            throw new IOException("A staged piece is shorter than its committed range.");
+                        upload.Hash.AppendData(buffer, 0, read);
+                        position += read;
+                    }
+                    upload.HashedUpTo = next.Range.End;
+                }
+                catch (IOException ex)
+                {
+                    EngineLog.StreamHashAbandoned(logger, ex, upload.Key.Id);
+                    lock (upload.Sync)
+                        AbandonStreamHash(upload);
+                    return;
+                }
+                finally
+                {
+                    lock (upload.Sync)
+                        LetGo(next.Piece);
+                }
+            }
+        }
+        finally
+        {
+            if (buffer is not null)
+                ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Ends the hash that follows staged pieces and lets the pieces go (under upload.Sync).</summary>
+    internal static void AbandonStreamHash(ActiveUpload upload)
+    {
+        upload.HashAbandoned = true;
+        foreach (var segment in upload.HashBacklog.Values)
+            LetGo(segment.Piece);
+        upload.HashBacklog.Clear();
+        upload.HashBacklogBytes = 0;
+    }
+
+    private static void LetGo(PendingPiece piece)
+    {
+        if (--piece.HashHolds == 0)
+            piece.Piece.Dispose();
     }
 
     // A concatenation takes its parts' finished files, in order, as they complete (tus concatenation-unfinished).
@@ -360,9 +478,13 @@ internal sealed class Assembler(
         }
         else
         {
-            // An object store's parts cannot be read before the object exists: publish (idempotent), then hash it.
+            // An object store's parts cannot be read before the object exists: publish (idempotent); the hash taken
+            // from the staged pieces when this node committed every byte in order, else the published object's.
             await data.PublishAsync(record, cancellationToken);
-            sha256 = await HashPublishedAsync(record, length, cancellationToken);
+            bool hashed;
+            lock (upload.Sync)
+                hashed = !upload.HashAbandoned && upload.HashedUpTo == length;
+            sha256 = hashed ? Convert.ToHexStringLower(upload.Hash.GetCurrentHash()) : await HashPublishedAsync(record, length, cancellationToken);
         }
 
         if (record.ExpectedSha256 is { } expected && !string.Equals(expected, sha256, StringComparison.OrdinalIgnoreCase))
@@ -449,6 +571,7 @@ internal sealed class Assembler(
             await RemovePartsAsync(completed, parts, cancellationToken);
         upload.Finished.TrySetResult();
         EngineLog.UploadAssembled(logger, completed.Id, completed.FileName, completed.Length ?? 0, completed.Sha256 ?? "");
+        NotifyCompletionTimed(upload, completed);
         try
         {
             hooks.Completed(completed);
@@ -460,6 +583,13 @@ internal sealed class Assembler(
 
         if (completed.ConcatenatedInto is { } final && uploads.TryGet(new UploadKey(completed.Owner, final), out var concatenation))
             Enqueue(concatenation);
+    }
+
+    // Only for completions this process saw from their last stored byte (not those finished after a restart).
+    private void NotifyCompletionTimed(ActiveUpload upload, UploadRecord completed)
+    {
+        if (upload.AllStoredAt != 0)
+            hooks.Notify(logger, completed.Id, (Record: completed, Took: Stopwatch.GetElapsedTime(upload.AllStoredAt)), static (h, s) => h.CompletionTimed(s.Record, s.Took));
     }
 
     // The parts of a finished concatenation are not files of their own: remove them.
@@ -512,5 +642,6 @@ internal sealed class Assembler(
             uploads.Remove(upload);
         upload.Finished.TrySetResult();
         EngineLog.UploadFailed(logger, failed.Id, reason);
+        hooks.Notify(logger, failed.Id, (Record: failed, Reason: reason), static (h, s) => h.Failed(s.Record, s.Reason));
     }
 }

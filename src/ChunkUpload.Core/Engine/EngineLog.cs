@@ -46,6 +46,9 @@ internal static partial class EngineLog
     [LoggerMessage(EventId = 1015, Level = LogLevel.Error, Message = "An observer of completions failed for upload {Identifier}; the upload is complete")]
     public static partial void ObserverFailed(ILogger logger, Exception exception, LogText identifier);
 
+    [LoggerMessage(EventId = 1016, Level = LogLevel.Error, Message = "An observer failed on a notification for upload {Identifier}; the upload goes on")]
+    public static partial void NotificationFailed(ILogger logger, Exception exception, LogText identifier);
+
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Assembly of upload {Identifier} deferred for {Seconds} s after a storage error")]
     public static partial void AssemblyDeferred(ILogger logger, Exception exception, LogText identifier, double seconds);
 
@@ -54,4 +57,7 @@ internal static partial class EngineLog
 
     [LoggerMessage(EventId = 1103, Level = LogLevel.Error, Message = "Assembly of upload {Identifier} failed unexpectedly; it is retried")]
     public static partial void AssemblyCrashed(ILogger logger, Exception exception, LogText identifier);
+
+    [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Upload {Identifier}: a staged piece could not be read for the hash; the finished object is read back instead")]
+    public static partial void StreamHashAbandoned(ILogger logger, Exception exception, LogText identifier);
 }

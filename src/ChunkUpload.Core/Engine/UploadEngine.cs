@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using ChunkUpload.Core.Contracts;
@@ -66,6 +67,33 @@ public sealed class UploadEngine
 
     /// <summary>Uploads in progress (in memory).</summary>
     public int ActiveCount => _uploads.Count;
+
+    /// <summary>Uploads waiting for the assembler's next batch.</summary>
+    public int AssemblyQueueLength => _assembler.QueueLength;
+
+    /// <summary>
+    /// The uploads in progress in this process's registry, counted by protocol and wire state (receiving, or
+    /// assembling once every byte is stored). With a shared store these are the uploads this node has worked on.
+    /// </summary>
+    public IReadOnlyList<ActiveUploadCount> CountActive()
+    {
+        var counts = new Dictionary<(string Protocol, string State), int>();
+        foreach (var active in _uploads.All)
+        {
+            string protocol, state;
+            lock (active.Sync)
+            {
+                if (active.Deleted || active.Record.State != UploadState.Receiving)
+                    continue;
+                protocol = active.Record.Protocol;
+                state = active.AllStored ? UploadStates.Assembling : UploadStates.Receiving;
+            }
+
+            counts[(protocol, state)] = counts.GetValueOrDefault((protocol, state)) + 1;
+        }
+
+        return [.. counts.Select(c => new ActiveUploadCount(c.Key.Protocol, c.Key.State, c.Value))];
+    }
 
     /// <summary>
     /// Recovers after a start or a crash: unfinished uploads come back with what their journal says is stored (and
@@ -147,13 +175,14 @@ public sealed class UploadEngine
     /// <see cref="FindAsync"/> for a client asking where to resume a sequential upload: a request still writing to it
     /// (typically one whose connection just dropped) is first asked to let go, as a new append would ask it, so the
     /// answer includes every byte that request delivered instead of what happened to be stored a moment earlier. When
-    /// the writer does not let go within <see cref="UploadOptions.WriterLockWait"/>, the durable state is returned.
+    /// the writer does not let go within <see cref="UploadOptions.WriterLockWait"/>, the durable state is returned. With
+    /// shared stores that request may be writing on another node, which this one cannot see: the lock is always asked for.
     /// </summary>
     public async Task<UploadSnapshot?> FindSettledAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
         _policy.ValidateId(id);
         var key = caller.KeyOf(id);
-        if (_uploads.TryGet(key, out var active) && Volatile.Read(ref active.Writers) > 0)
+        if (_metadata.IsShared || (_uploads.TryGet(key, out var active) && Volatile.Read(ref active.Writers) > 0))
         {
             // Getting the lock is what makes the old writer store its prefix and finish; it is released at once.
             await using var writer = await _locks.AcquireAsync(key, _options.WriterLockWait, cancellationToken);
@@ -193,6 +222,43 @@ public sealed class UploadEngine
         var data = await _data.OpenCompletedAsync(snapshot.Record, cancellationToken)
             ?? throw new IOException($"The finished file of upload '{Short(id)}' is missing from the storage.");
         return (snapshot.Record, data);
+    }
+
+    /// <summary>
+    /// A page of the caller's uploads, newest first (by creation, then by key), optionally in one stored state;
+    /// <paramref name="after"/> continues after the last upload of the previous page. Unfinished uploads report what
+    /// is stored now.
+    /// </summary>
+    public async Task<UploadPage> ListAsync(Caller caller, UploadState? state, UploadCursor? after, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        var filter = new UploadFilter { Owner = caller.Owner, State = state, After = after, Limit = limit + 1 };
+        var uploads = new List<UploadSnapshot>(limit);
+        bool more = false;
+        await foreach (var record in _metadata.ListAsync(filter, cancellationToken))
+        {
+            if (uploads.Count == limit)
+            {
+                more = true;
+                break;
+            }
+
+            uploads.Add(await SnapshotForListAsync(record, cancellationToken));
+        }
+
+        var next = more ? new UploadCursor(uploads[^1].Record.CreatedAt, uploads[^1].Record.Key.Hash) : null;
+        return new UploadPage(uploads, next);
+    }
+
+    private async Task<UploadSnapshot> SnapshotForListAsync(UploadRecord record, CancellationToken cancellationToken)
+    {
+        if (record.State != UploadState.Receiving)
+            return SnapshotOf(record);
+        if (!_metadata.IsShared && _uploads.TryGet(record.Key, out var active) && !active.Deleted)
+            return active.Snapshot(ExpiryOf);
+        // Another node's upload, or one that finished meanwhile: what the store says now.
+        return (await LoadAsync(record.Key, cancellationToken))?.Snapshot(ExpiryOf)
+            ?? (await _metadata.FindAsync(record.Key, cancellationToken) is { } now ? SnapshotOf(now) : SnapshotOf(record));
     }
 
     // ------------------------------------------------------------------ creation
@@ -253,7 +319,9 @@ public sealed class UploadEngine
         ActiveUpload active;
         using (await _uploads.LockAsync(key, cancellationToken))
         {
-            if (_uploads.TryGet(key, out var raced))
+            // With shared stores an upload this node holds in memory may have been deleted (or finished) by another
+            // node: the store, which just said there is none, decides; the atomic creation below settles any race.
+            if (_uploads.TryGet(key, out var raced) && (!_metadata.IsShared || await _assembler.RefreshAsync(raced, cancellationToken)))
             {
                 CheckProtocol(raced.Record, spec.Protocol);
                 return (raced.Snapshot(ExpiryOf), false);
@@ -283,6 +351,7 @@ public sealed class UploadEngine
         }
 
         EngineLog.UploadStarted(_logger, id, spec.Protocol, spec.FileName, spec.Length);
+        _hooks.Notify(_logger, id, record, static (h, r) => h.Started(r));
         if (record.Length == 0 && record.Parts is null)
             _assembler.Enqueue(active); // nothing to wait for: complete it
         return (active.Snapshot(ExpiryOf), true);
@@ -660,6 +729,8 @@ public sealed class UploadEngine
             ArrayPool<byte>.Shared.Return(buffer);
         }
 
+        long bodyEnded = Stopwatch.GetTimestamp();
+
         // Acknowledge only what is durable: wait for every handed piece, even when the client is gone.
         Exception? storeFailure = null;
         foreach (var piece in handed)
@@ -682,6 +753,12 @@ public sealed class UploadEngine
             if (position > offset)
                 EngineLog.PrefixKept(_logger, record.Id, position - offset, reason);
             ExceptionDispatchInfo.Throw(failure);
+        }
+
+        if (position > offset)
+        {
+            _hooks.Notify(_logger, record.Id, (Record: record, Bytes: position - offset, Took: Stopwatch.GetElapsedTime(bodyEnded)),
+                static (h, s) => h.WriteAcknowledged(s.Record, s.Bytes, s.Took));
         }
 
         if (position > offset && _logger.IsEnabled(LogLevel.Debug))
@@ -758,10 +835,10 @@ public sealed class UploadEngine
     public async Task<bool> DeleteAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
         _policy.ValidateId(id);
-        return await DeleteAsync(caller.KeyOf(id), cancellationToken);
+        return await DeleteAsync(caller.KeyOf(id), DeletionReason.Request, cancellationToken);
     }
 
-    private async Task<bool> DeleteAsync(UploadKey key, CancellationToken cancellationToken)
+    private async Task<bool> DeleteAsync(UploadKey key, DeletionReason reason, CancellationToken cancellationToken)
     {
         // Take the writer lock so that a sequential writer stops; go on without it if the writer does not let go.
         await using var writer = await _locks.AcquireAsync(key, TimeSpan.FromSeconds(2), cancellationToken);
@@ -789,6 +866,8 @@ public sealed class UploadEngine
 
                 // Wait for the assembler to leave the data; it checks Deleted before its next step.
                 await active.Gate.WaitAsync(CancellationToken.None);
+                lock (active.Sync)
+                    Assembler.AbandonStreamHash(active); // staged pieces kept for the hash
                 active.Gate.Release();
                 active.Finished.TrySetResult();
             }
@@ -797,6 +876,10 @@ public sealed class UploadEngine
                 record = await _metadata.FindAsync(key, cancellationToken);
             }
 
+            // With shared stores the record in memory may be stale: another node may have deleted the upload (then
+            // there is nothing to delete) or deleted and started it again (then its data is the new record's).
+            if (_metadata.IsShared && active is not null)
+                record = await _metadata.FindAsync(key, cancellationToken);
             if (record is null)
                 return false;
             await _data.DeleteAsync(record, cancellationToken);
@@ -804,6 +887,7 @@ public sealed class UploadEngine
         }
 
         EngineLog.UploadDeleted(_logger, key.Id);
+        _hooks.Notify(_logger, key.Id, (Record: record, Reason: reason), static (h, s) => h.Deleted(s.Record, s.Reason));
         return true;
     }
 
@@ -821,7 +905,7 @@ public sealed class UploadEngine
             DateTimeOffset? expires;
             lock (active.Sync)
                 expires = Volatile.Read(ref active.Writers) > 0 || active.Pending.Count > 0 ? null : ExpiryOf(active.Record, active.LastActivity, active.Stored.TotalLength);
-            if (expires < now && await DeleteAsync(active.Key, cancellationToken))
+            if (expires < now && await DeleteAsync(active.Key, DeletionReason.Expired, cancellationToken))
                 expired++;
         }
 
@@ -837,7 +921,7 @@ public sealed class UploadEngine
                 {
                     if (_uploads.TryGet(record.Key, out var local) && (Volatile.Read(ref local.Writers) > 0 || local.Pending.Count > 0))
                         continue;
-                    if (await DeleteAsync(record.Key, cancellationToken))
+                    if (await DeleteAsync(record.Key, DeletionReason.Expired, cancellationToken))
                         expired++;
                 }
             }
@@ -853,7 +937,7 @@ public sealed class UploadEngine
         {
             await foreach (var record in _metadata.ListAsync(new UploadFilter { State = UploadState.Complete, CompletedBefore = now - keep }, cancellationToken))
             {
-                if (await DeleteAsync(record.Key, cancellationToken))
+                if (await DeleteAsync(record.Key, DeletionReason.Retention, cancellationToken))
                     retired++;
             }
         }
@@ -873,10 +957,14 @@ public sealed class UploadEngine
     {
         if (_uploads.TryGet(key, out var active))
         {
-            // With a shared store another node may have stored bytes, finished or deleted the upload meanwhile.
-            if (_metadata.IsShared && !active.Deleted && !await _assembler.RefreshAsync(active, cancellationToken))
+            if (!_metadata.IsShared)
+                return active.Deleted ? null : active;
+            // With a shared store another node may have stored bytes, finished or deleted the upload meanwhile, or
+            // deleted it and started a new one under the same id, which is loaded afresh below.
+            if (!active.Deleted && await _assembler.RefreshAsync(active, cancellationToken))
+                return active;
+            if (!active.Replaced)
                 return null;
-            return active.Deleted ? null : active;
         }
 
         using (await _uploads.LockAsync(key, cancellationToken))

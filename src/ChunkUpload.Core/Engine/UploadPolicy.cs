@@ -27,7 +27,7 @@ internal sealed class UploadPolicy(UploadOptions options, IUploadMetadataStore m
                 "The identifier contains control characters (such as NUL) or broken Unicode.");
     }
 
-    public void ValidateName(string? value, string what, bool required)
+    public void ValidateName(string? value, string what, bool required, int? maxLength = null)
     {
         if (string.IsNullOrEmpty(value))
         {
@@ -36,9 +36,10 @@ internal sealed class UploadPolicy(UploadOptions options, IUploadMetadataStore m
             return;
         }
 
-        if (value.Length > options.MaxFileNameLength)
+        int max = maxLength ?? options.MaxFileNameLength;
+        if (value.Length > max)
             throw new UploadException(UploadErrors.InvalidFileName,
-                $"The {what} is {value.Length} characters long; at most {options.MaxFileNameLength} are accepted.");
+                $"The {what} is {value.Length} characters long; at most {max} are accepted.");
         if (HasControlOrBrokenText(value))
             throw new UploadException(UploadErrors.InvalidFileName,
                 $"The {what} contains control characters (such as NUL) or broken Unicode.");
@@ -64,7 +65,7 @@ internal sealed class UploadPolicy(UploadOptions options, IUploadMetadataStore m
         if (spec.Id is not null)
             ValidateId(spec.Id);
         ValidateName(spec.FileName, "file name", required: false);
-        ValidateName(spec.RelativePath, "relative path", required: false);
+        ValidateName(spec.RelativePath, "relative path", required: false, options.MaxRelativePathLength);
         if (spec.Length is { } length)
             ValidateLength(length, caller);
         if (spec.Properties is { } properties && properties.Sum(p => (long)p.Key.Length + p.Value.Length) > MaxPropertiesChars)

@@ -29,6 +29,7 @@ public static class UploadErrors
     public static readonly UploadError PartOffsetMismatch = new("part_offset_mismatch", 400, "The part's byte offset does not match its index and the part size");
     public static readonly UploadError PartsMissing = new("parts_missing", 409, "Parts of the file never arrived");
     public static readonly UploadError MalformedMultipart = new("malformed_multipart", 400, "The multipart body could not be read");
+    public static readonly UploadError TooManyFields = new("too_many_fields", 400, "The multipart body has more fields, or more field data, than this server accepts");
     public static readonly UploadError IncompleteBody = new("incomplete_body", 400, "The request body ended before the chunk was complete");
     public static readonly UploadError MissingFilePart = new("missing_file_part", 400, "The multipart body has no file part");
     public static readonly UploadError SessionMismatch = new("session_mismatch", 409, "The chunk does not belong to the upload with this identifier");

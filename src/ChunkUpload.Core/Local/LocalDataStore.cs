@@ -242,6 +242,8 @@ public sealed class LocalDataStore : IUploadDataStore
         {
         }
 
+        public int Read(long position, Span<byte> buffer) => Handle is null ? 0 : RandomAccess.Read(Handle, buffer, position);
+
         public void Dispose()
         {
             Handle?.Dispose();

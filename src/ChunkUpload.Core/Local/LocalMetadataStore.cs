@@ -34,6 +34,8 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
     private readonly Dictionary<string, (string Client, long Bytes)> _completed = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Usage> _byClient = new(StringComparer.Ordinal);
 
+    private readonly OwnerIndex _owners = new();
+
     private readonly Lock _outboxLock = new();
     private readonly SortedDictionary<string, CompletionEvent> _pending = new(StringComparer.Ordinal);
     private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
@@ -91,6 +93,7 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
         MigrateLegacy(hash, record);
         if (record.State == UploadState.Complete)
             TrackCompleted(record);
+        _owners.Add(record);
         if (record.State != UploadState.Receiving)
         {
             LocalLayout.TryDelete(_layout.JournalPath(hash)); // a finished upload's journal is a leftover of its completion
@@ -169,6 +172,7 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
 
             if (record.State == UploadState.Receiving)
                 Track(record, 0);
+            _owners.Add(record);
             return new CreateResult(record, Created: true);
         }
         finally
@@ -268,6 +272,7 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
         bool existed = Directory.Exists(directory);
         Untrack(key.Hash);
         UntrackCompleted(key.Hash);
+        _owners.Remove(key);
         LocalLayout.DeleteDirectory(directory);
         return Task.FromResult(existed);
     }
@@ -276,29 +281,84 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
     {
         if (filter.IdleBefore is not null || filter.EmptyCreatedBefore is not null || filter.FullyStored)
             throw new NotSupportedException("The local store keeps activity in memory (the engine's registry); these filters are for shared stores.");
-        var found = new List<UploadRecord>();
+        await Task.CompletedTask;
+        var matches = filter.Owner is { } owner ? ListOwner(owner, filter, cancellationToken) : Scan(filter, cancellationToken);
+        foreach (var record in matches)
+            yield return record;
+    }
+
+    // One owner's records, read in listing order from the index until the page is full.
+    private IEnumerable<UploadRecord> ListOwner(string owner, UploadFilter filter, CancellationToken cancellationToken)
+    {
+        int wanted = filter.Limit ?? int.MaxValue;
+        OwnerIndex.Entry? after = filter.After is { } cursor ? new OwnerIndex.Entry(cursor.CreatedAt, cursor.KeyHash) : null;
+        while (wanted > 0)
+        {
+            var entries = _owners.Next(owner, after, Math.Min(wanted, 256));
+            if (entries.Count == 0)
+                yield break;
+            foreach (var entry in entries)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                after = entry;
+                if (TryRead(entry.Hash) is { } record && record.Owner == owner && Matches(record, filter))
+                {
+                    yield return record;
+                    if (--wanted == 0)
+                        yield break;
+                }
+            }
+        }
+    }
+
+    // Every record (no owner given: the sweeper). With a limit only that many are held at a time.
+    private List<UploadRecord> Scan(UploadFilter filter, CancellationToken cancellationToken)
+    {
+        int limit = filter.Limit ?? int.MaxValue;
+        // The record that would be listed last is at the head, so the heap keeps the first `limit` of the listing.
+        var kept = new PriorityQueue<UploadRecord, UploadRecord>(Comparer<UploadRecord>.Create(static (a, b) => ListingOrder(b, a)));
         foreach (var directory in Directory.EnumerateDirectories(_layout.Sessions))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            UploadRecord record;
-            try
-            {
-                record = Read(Path.Combine(directory, "session.json"));
-            }
-            catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
-            {
-                continue; // gone meanwhile, or being created
-            }
-
-            if ((filter.Owner is null || record.Owner == filter.Owner)
-                && (filter.State is null || record.State == filter.State)
-                && (filter.CompletedBefore is null || (record.CompletedAt is { } at && at < filter.CompletedBefore)))
-                found.Add(record);
+            if (TryRead(Path.GetFileName(directory)) is not { } record || !Matches(record, filter))
+                continue;
+            kept.Enqueue(record, record);
+            if (kept.Count > limit)
+                kept.Dequeue();
         }
 
-        await Task.CompletedTask;
-        foreach (var record in found.OrderByDescending(r => r.CreatedAt).Take(filter.Limit ?? int.MaxValue))
-            yield return record;
+        var found = new List<UploadRecord>(kept.Count);
+        while (kept.TryDequeue(out var record, out _))
+            found.Add(record);
+        found.Reverse();
+        return found;
+    }
+
+    private static bool Matches(UploadRecord record, UploadFilter filter) =>
+        (filter.Owner is null || record.Owner == filter.Owner)
+        && (filter.State is null || record.State == filter.State)
+        && (filter.CompletedBefore is null || (record.CompletedAt is { } at && at < filter.CompletedBefore))
+        && (filter.After is null || filter.After.IsFollowedBy(record.CreatedAt, record.Key.Hash));
+
+    // Newest first, ties by key hash descending (as every store lists).
+    private static int ListingOrder(UploadRecord a, UploadRecord b)
+    {
+        int byTime = b.CreatedAt.CompareTo(a.CreatedAt);
+        return byTime != 0 ? byTime : string.CompareOrdinal(b.Key.Hash, a.Key.Hash);
+    }
+
+    private UploadRecord? TryRead(string hash)
+    {
+        if (!UploadKey.IsHash(hash))
+            return null;
+        try
+        {
+            return Read(_layout.RecordPath(hash));
+        }
+        catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
+        {
+            return null; // gone meanwhile, or being created
+        }
     }
 
     public Task<ClientUsage> GetUsageAsync(string client, CancellationToken cancellationToken)
@@ -322,6 +382,12 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
     {
         lock (_outboxLock)
             return Task.FromResult<IReadOnlyList<CompletionEvent>>(_pending.Values.OrderBy(e => e.CompletedAt).ToList());
+    }
+
+    public Task<int> CountPendingAsync(CancellationToken cancellationToken)
+    {
+        lock (_outboxLock)
+            return Task.FromResult(_pending.Count);
     }
 
     public Task AcknowledgeAsync(string eventId, CancellationToken cancellationToken)

@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -45,6 +46,10 @@ public static class FineUploaderApi
     private static readonly TimeSpan DoneWait = TimeSpan.FromSeconds(30);
 
     private static readonly string[] PartParameters = ["qqpartindex", "qqpartbyteoffset", "qqchunksize", "qqtotalparts"];
+
+    /// <summary>The parameters Fine Uploader sends (PROTOCOLS.md 4.1, 4.2): the only multipart fields kept.</summary>
+    private static readonly FrozenSet<string> Parameters = FrozenSet.Create(StringComparer.Ordinal,
+        ["qquuid", "qqfilename", "qqtotalfilesize", "qqresume", .. PartParameters]);
 
     public static IEndpointRouteBuilder MapFineUploaderApi(this IEndpointRouteBuilder app, IConfiguration configuration)
     {
@@ -131,7 +136,7 @@ public static class FineUploaderApi
 
         var raw = new RequestBodyStream(request.Body, token, UploadErrors.IncompleteBody);
         return multipart
-            ? await ChunkBody.ReadMultipartAsync(request, bag, FileField, Store, digest, token)
+            ? await ChunkBody.ReadMultipartAsync(request, bag, FileField, Parameters, options, Store, digest, token)
             : await Store(digest?.Observe(raw) ?? raw, digest?.Verifier);
     }
 
@@ -370,7 +375,7 @@ public static class FineUploaderApi
     private static long Number(ParameterBag bag, string name)
     {
         string text = Text(bag, name);
-        if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long value))
+        if (!DecimalNumber.TryParse(text, out long value))
             throw new UploadException(UploadErrors.InvalidParameter,
                 $"The parameter '{name}' must be a whole number from 0 to {long.MaxValue} in decimal digits; got '{ParameterBag.Truncate(text)}'.");
         return value;

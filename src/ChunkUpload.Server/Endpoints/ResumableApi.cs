@@ -93,7 +93,7 @@ public static class ResumableApi
         }
 
         var ack = ChunkBody.IsMultipart(context.Request)
-            ? await ChunkBody.ReadMultipartAsync(context.Request, bag, FileField, Store, digest, token)
+            ? await ChunkBody.ReadMultipartAsync(context.Request, bag, FileField, ResumableParameters.Names, options.Value, Store, digest, token)
             : await Store(Observed(new RequestBodyStream(context.Request.Body, token, UploadErrors.IncompleteBody)), digest?.Verifier);
         return TypedResults.Ok(ack);
 

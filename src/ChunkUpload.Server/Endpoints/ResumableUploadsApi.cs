@@ -105,7 +105,7 @@ public static class ResumableUploadsApi
             length = contentLength;
         }
 
-        var metadata = TusMetadata.Parse(HeaderValues.Get(request, "Upload-Metadata") ?? "");
+        var metadata = TusMetadata.Parse(HeaderValues.Get(request, "Upload-Metadata") ?? "", RequestLimits.For(engine.Options).MaxMetadataLength);
         var spec = new UploadSpec
         {
             Protocol = Protocol,
@@ -380,7 +380,7 @@ public static class ResumableUploadsApi
             throw Invalid($"{name} must be a structured-field integer (up to 15 decimal digits); got '{ParameterBag.Truncate(text)}'.");
         if (text.StartsWith('-'))
             throw Invalid($"{name} must not be negative; got {text}.");
-        return long.Parse(digits, NumberStyles.None, CultureInfo.InvariantCulture);
+        return DecimalNumber.TryParse(digits, out long value) ? value : throw Invalid($"{name} is not a number: '{ParameterBag.Truncate(text)}'.");
     }
 
     /// <summary>An Item header whose value is a Boolean: exactly <c>?1</c> or <c>?0</c>.</summary>

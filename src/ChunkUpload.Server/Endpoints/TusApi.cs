@@ -80,7 +80,7 @@ public static class TusApi
         var caller = Principals.CallerOf(context);
         var token = context.RequestAborted;
         var metadataHeader = Single(request, "Upload-Metadata");
-        var metadata = TusMetadata.Parse(metadataHeader ?? "");
+        var metadata = TusMetadata.Parse(metadataHeader ?? "", RequestLimits.For(engine.Options).MaxMetadataLength);
         var spec = new UploadSpec
         {
             Protocol = Protocol,
@@ -345,7 +345,7 @@ public static class TusApi
     {
         if (Single(request, name) is not { } text)
             return null;
-        if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long value))
+        if (!DecimalNumber.TryParse(text, out long value))
             throw Invalid($"{name} must be a whole number of bytes from 0 to {long.MaxValue}; got '{ParameterBag.Truncate(text)}'.");
         return value;
     }

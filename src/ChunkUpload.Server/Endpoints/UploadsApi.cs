@@ -1,3 +1,4 @@
+using System.Globalization;
 using ChunkUpload.Core.Engine;
 using ChunkUpload.Core.Errors;
 using ChunkUpload.Core.Ranges;
@@ -11,16 +12,30 @@ using Microsoft.Net.Http.Headers;
 namespace ChunkUpload.Server.Endpoints;
 
 /// <summary>
-/// Protocol-neutral view of uploads: status, deletion, and the finished file. An upload's id here is its protocol's
-/// own name for it (the resumable.js identifier, the last segment of a tus URL, ...).
+/// Protocol-neutral view of uploads: the caller's list, status, deletion, and the finished file. An upload's id here
+/// is its protocol's own name for it (the resumable.js identifier, the last segment of a tus URL, ...).
 /// </summary>
 public static class UploadsApi
 {
     private const int MaxListedRanges = 1000;
 
+    /// <summary>Uploads in one page of <c>GET /uploads</c> when the client names no <c>limit</c>.</summary>
+    public const int DefaultListLimit = 50;
+
+    /// <summary>The largest <c>limit</c> accepted.</summary>
+    public const int MaxListLimit = 200;
+
+    public static readonly UploadError InvalidLimit = new("invalid_limit", 400, "The page size is not acceptable");
+    public static readonly UploadError InvalidCursor = new("invalid_cursor", 400, "The page cursor is not one this server made");
+    public static readonly UploadError InvalidState = new("invalid_state", 400, "The state filter is not a known upload state");
+
     public static IEndpointRouteBuilder MapUploadsApi(this IEndpointRouteBuilder app, IConfiguration configuration)
     {
         var uploads = app.MapGroup("/uploads").WithTags("Uploads").RequireUploadCredentials(configuration);
+        uploads.MapGet("", List)
+            .WithName("ListUploads")
+            .WithSummary("The caller's uploads, newest first, a page at a time: ?state=receiving|complete|failed (receiving includes uploads being assembled), ?limit=1..200 (default 50), ?after=<next from the previous page>.")
+            .ProducesProblem(StatusCodes.Status400BadRequest);
         uploads.MapGet("/{**identifier}", GetStatus)
             .WithName("GetUpload")
             .WithSummary("State of an upload: stored and missing byte ranges (and chunks, for chunk protocols), the SHA-256 once complete.")
@@ -40,6 +55,39 @@ public static class UploadsApi
             .RequireUploadCredentials(configuration);
         return app;
     }
+
+    public static async Task<Ok<UploadList>> List(HttpContext context, UploadEngine engine)
+    {
+        var query = context.Request.Query;
+        int limit = DefaultListLimit;
+        if (query.TryGetValue("limit", out var limitText)
+            && (limitText.Count != 1 || !int.TryParse(limitText[0], NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > MaxListLimit))
+            throw new UploadException(InvalidLimit, $"limit must be one whole number from 1 to {MaxListLimit}.");
+
+        UploadState? state = null;
+        if (query.TryGetValue("state", out var stateText))
+        {
+            state = stateText.Count == 1 ? StateFilter(stateText[0]) : null;
+            if (state is null)
+                throw new UploadException(InvalidState, "state must be one of receiving (uploads in progress, including those being assembled), complete or failed.");
+        }
+
+        UploadCursor? after = null;
+        if (query.TryGetValue("after", out var afterText) && (afterText.Count != 1 || !UploadCursor.TryParse(afterText[0], out after)))
+            throw new UploadException(InvalidCursor, "after must be the `next` value of a previous page of this listing, unchanged.");
+
+        var page = await engine.ListAsync(Principals.CallerOf(context), state, after, limit, context.RequestAborted);
+        string prefix = context.Request.PathBase.Value ?? "";
+        return TypedResults.Ok(new UploadList([.. page.Uploads.Select(u => UploadSummary.Of(u, prefix))], page.Next?.ToString()));
+    }
+
+    private static UploadState? StateFilter(string? text) => text switch
+    {
+        UploadStates.Receiving => UploadState.Receiving,
+        UploadStates.Complete => UploadState.Complete,
+        UploadStates.Failed => UploadState.Failed,
+        _ => null,
+    };
 
     public static async Task<Ok<UploadStatus>> GetStatus(string identifier, HttpContext context, UploadEngine engine)
     {
@@ -70,9 +118,34 @@ public static class UploadsApi
         if (data.RedirectUrl is { } presigned)
             return TypedResults.Redirect(presigned.ToString()); // S3:PresignDownloads: the object store serves the bytes
         if (data.PhysicalPath is { } path)
-            return TypedResults.PhysicalFile(path, "application/octet-stream", fileDownloadName: name, entityTag: etag, enableRangeProcessing: true);
+            return new RangeProblems(TypedResults.PhysicalFile(path, "application/octet-stream", fileDownloadName: name, entityTag: etag, enableRangeProcessing: true), data.Length);
         var stream = await data.OpenRange!(0, data.Length, context.RequestAborted);
-        return TypedResults.Stream(stream, "application/octet-stream", fileDownloadName: name, entityTag: etag, enableRangeProcessing: true);
+        return new RangeProblems(TypedResults.Stream(stream, "application/octet-stream", fileDownloadName: name, entityTag: etag, enableRangeProcessing: true), data.Length);
+    }
+
+    /// <summary>
+    /// A file answer whose 416 (a Range no byte of the file satisfies, such as <c>bytes=-0</c>) carries a problem body
+    /// with a code, beside the <c>Content-Range: bytes */length</c> the framework sets. The framework decides what is
+    /// satisfiable (one range, If-Range), and writes no body for a 416, so the problem is written after it, before
+    /// the response starts.
+    /// </summary>
+    private sealed class RangeProblems(IResult file, long length) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext httpContext)
+        {
+            await file.ExecuteAsync(httpContext);
+            var response = httpContext.Response;
+            if (response.StatusCode != StatusCodes.Status416RangeNotSatisfiable || response.HasStarted)
+                return;
+            string range = httpContext.Request.Headers.Range.ToString();
+            response.ContentLength = null;
+            response.Headers.ContentDisposition = default;
+            response.Headers.ContentType = default;
+            string detail = length == 0
+                ? $"The file is empty; no Range ('{ParameterBag.Truncate(range)}') can name a byte of it. Send no Range."
+                : $"The file has {length} bytes; no byte of the Range '{ParameterBag.Truncate(range)}' is in it. Ask for bytes 0 to {length - 1} (as in 'bytes=0-'), or send no Range.";
+            await Problems.From(HttpErrors.RangeNotSatisfiable, detail).ExecuteAsync(httpContext);
+        }
     }
 
     // Identifiers may contain '/': the route takes the rest of the path, and an encoded slash (%2F, which Kestrel
@@ -118,6 +191,35 @@ public static class UploadsApi
                 [.. missing.Select(RangeDto.Of)], s.MissingRangeCount,
                 chunks?.ChunkSize, chunks?.TotalChunks, chunks?.ReceivedChunks, chunks?.MissingChunks, chunks?.MissingChunkCount,
                 s.WireState, s.IsComplete ? r.Sha256 : null, r.CreatedAt, r.CompletedAt, s.ExpiresAt);
+        }
+    }
+
+    /// <summary>A page of <c>GET /uploads</c>; <c>next</c> (null on the last page) is the <c>after</c> of the next one.</summary>
+    public sealed record UploadList(IReadOnlyList<UploadSummary> Uploads, string? Next);
+
+    /// <summary>One upload in a listing: enough for a list row; its status and file are at the given paths.</summary>
+    public sealed record UploadSummary(
+        string Identifier,
+        string Protocol,
+        string FileName,
+        long? TotalSize,
+        long StoredBytes,
+        string State,
+        string? Sha256,
+        DateTimeOffset CreatedAt,
+        DateTimeOffset? CompletedAt,
+        DateTimeOffset? ExpiresAt,
+        string StatusUrl,
+        string? DownloadUrl)
+    {
+        public static UploadSummary Of(UploadSnapshot s, string pathBase)
+        {
+            var r = s.Record;
+            string id = Uri.EscapeDataString(r.Id);
+            return new UploadSummary(
+                r.Id, r.Protocol, r.FileName, r.Length, s.StoredBytes, s.WireState, s.IsComplete ? r.Sha256 : null,
+                r.CreatedAt, r.CompletedAt, s.ExpiresAt,
+                pathBase + "/uploads/" + id, s.IsComplete ? pathBase + "/files/" + id : null);
         }
     }
 

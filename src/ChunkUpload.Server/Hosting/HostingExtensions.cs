@@ -10,8 +10,6 @@ using Amazon.S3;
 using ChunkUpload.Storage.Postgres;
 using ChunkUpload.Storage.S3;
 using Npgsql;
-using Serilog;
-using Serilog.Settings.Configuration;
 
 namespace ChunkUpload.Server.Hosting;
 
@@ -21,26 +19,6 @@ public static class HostingExtensions
     public const string DefaultUrl = "http://localhost:5080";
 
     private static readonly string[] CommonResponseHeaders = ["Range", "Location", "Retry-After", "Content-Disposition"];
-
-    /// <summary>Serilog as the logging backend (Serilog.AspNetCore does not restore here; the parts it wraps do).</summary>
-    public static WebApplicationBuilder AddChunkUploadLogging(this WebApplicationBuilder builder)
-    {
-        var configuration = new LoggerConfiguration()
-            .MinimumLevel.Information()
-            .MinimumLevel.Override("Microsoft", Serilog.Events.LogEventLevel.Warning)
-            .MinimumLevel.Override("Microsoft.Hosting.Lifetime", Serilog.Events.LogEventLevel.Information)
-            .Enrich.FromLogContext()
-            .ReadFrom.Configuration(builder.Configuration, new ConfigurationReaderOptions(typeof(ConsoleLoggerConfigurationExtensions).Assembly));
-        if (!builder.Configuration.GetSection("Serilog:WriteTo").Exists())
-            configuration.WriteTo.Console();
-        var logger = configuration.CreateLogger();
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSerilog(logger, dispose: true);
-
-        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && !builder.Configuration.GetSection("Kestrel:Endpoints").Exists())
-            builder.WebHost.UseUrls(DefaultUrl);
-        return builder;
-    }
 
     /// <summary>The upload engine: options validated at start-up, the store, the assembler and its background service.</summary>
     public static WebApplicationBuilder AddChunkUploadStorage(this WebApplicationBuilder builder)

@@ -8,9 +8,13 @@ public static class PipelineExtensions
     {
         app.UseMiddleware<ErrorHandlingMiddleware>();
         // Bare statuses from routing (no such path, wrong method) become problem+json with a code too.
-        app.UseStatusCodePages(context => Problems.From(HttpErrors.ForStatus(context.HttpContext.Response.StatusCode),
-            $"{context.HttpContext.Request.Method} {context.HttpContext.Request.Path} is not part of this server's API"
-            + (HostingExtensions.SwaggerEnabled(app.Configuration) ? "; see /swagger." : ".")).ExecuteAsync(context.HttpContext));
+        app.UseStatusCodePages(context =>
+        {
+            var error = HttpErrors.ForStatus(context.HttpContext.Response.StatusCode);
+            Diagnostics.UploadMetrics.Rejected(context.HttpContext, error);
+            return Problems.From(error, $"{context.HttpContext.Request.Method} {context.HttpContext.Request.Path} is not part of this server's API"
+                + (HostingExtensions.SwaggerEnabled(app.Configuration) ? "; see /swagger." : ".")).ExecuteAsync(context.HttpContext);
+        });
         return app;
     }
 }

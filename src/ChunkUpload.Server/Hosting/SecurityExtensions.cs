@@ -55,6 +55,7 @@ public static partial class SecurityExtensions
         if (!limiter.Enabled || limiter.TryAcquire(Principals.ClientOf(context), out var retryAfter))
             return next(context);
         int seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
+        Diagnostics.UploadMetrics.Rejected(context, SecurityErrors.RateLimited);
         return Problems.For(context, SecurityErrors.RateLimited,
             string.Create(CultureInfo.InvariantCulture, $"Too many requests from you; wait {seconds} s before sending more."),
             seconds).ExecuteAsync(context);

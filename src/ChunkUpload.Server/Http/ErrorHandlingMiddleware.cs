@@ -15,6 +15,9 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
     /// <summary>HttpContext.Items key under which protocol adapters leave the identifier for logging.</summary>
     public const string IdentifierItem = "chunkupload.identifier";
 
+    /// <summary>The status a request log records for a client that went away before the answer (nginx's 499).</summary>
+    public const int ClientClosedRequest = 499;
+
     public async Task InvokeAsync(HttpContext context)
     {
         try
@@ -24,6 +27,8 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
         catch (Exception ex) when (context.RequestAborted.IsCancellationRequested || ex is ConnectionResetException)
         {
             LogClientGone(logger, context.Request.Method, context.Request.Path.Value, context.Items[IdentifierItem] as string);
+            if (!context.Response.HasStarted)
+                context.Response.StatusCode = ClientClosedRequest; // never sent; what the request log records
         }
         catch (UploadException ex)
         {
@@ -61,11 +66,13 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
     {
         var logger = context.RequestServices.GetRequiredService<ILogger<ErrorHandlingMiddleware>>();
         LogRejected(logger, error.Code, error.Status, context.Request.Method, context.Request.Path.Value, context.Items[IdentifierItem] as string, detail);
+        Diagnostics.UploadMetrics.Rejected(context, error);
     }
 
     private async Task RejectAsync(HttpContext context, UploadError error, string detail, int? retryAfter)
     {
         LogRejected(logger, error.Code, error.Status, context.Request.Method, context.Request.Path.Value, context.Items[IdentifierItem] as string, detail);
+        Diagnostics.UploadMetrics.Rejected(context, error);
         if (context.Response.HasStarted)
             return;
         context.Response.Clear();
@@ -101,6 +108,7 @@ public static class HttpErrors
     public static readonly UploadError RequestTooLarge = new("request_too_large", 400, "The request body is too large");
     public static readonly UploadError RouteNotFound = new("route_not_found", 404, "No such resource");
     public static readonly UploadError MethodNotAllowed = new("method_not_allowed", 405, "The method is not allowed here");
+    public static readonly UploadError RangeNotSatisfiable = new("range_not_satisfiable", 416, "No byte of the requested range is in the file");
 
     public static UploadError ForStatus(int status) => status switch
     {

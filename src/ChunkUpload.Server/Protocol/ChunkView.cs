@@ -16,9 +16,9 @@ public sealed record ChunkView(ChunkGeometry Geometry)
     /// <summary>The view of an upload a chunk protocol made; null for other uploads.</summary>
     public static ChunkView? Of(UploadRecord record) =>
         record.Length is { } length
-        && long.TryParse(record.Property(ChunkSizeProperty), NumberStyles.None, CultureInfo.InvariantCulture, out long chunkSize) && chunkSize > 0
-        && int.TryParse(record.Property(TotalChunksProperty), NumberStyles.None, CultureInfo.InvariantCulture, out int totalChunks) && totalChunks > 0
-            ? new ChunkView(new ChunkGeometry(length, chunkSize, totalChunks))
+        && DecimalNumber.TryParse(record.Property(ChunkSizeProperty), out long chunkSize) && chunkSize > 0
+        && DecimalNumber.TryParse(record.Property(TotalChunksProperty), out long totalChunks) && totalChunks is > 0 and <= int.MaxValue
+            ? new ChunkView(new ChunkGeometry(length, chunkSize, (int)totalChunks))
             : null;
 
     public static Dictionary<string, string> Properties(ChunkGeometry geometry) => new(StringComparer.Ordinal)

@@ -1,4 +1,3 @@
-using System.Globalization;
 using ChunkUpload.Core.Errors;
 
 namespace ChunkUpload.Server.Protocol;
@@ -69,7 +68,7 @@ public readonly record struct ContentRange(long? First, long? Last, long? Total)
     }
 
     private static long Number(string text, string name, string header) =>
-        long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long value) ? value : throw Malformed(name, header);
+        DecimalNumber.TryParse(text, out long value) ? value : throw Malformed(name, header);
 
     private static UploadException Malformed(string name, string header) =>
         new(UploadErrors.InvalidParameter,

@@ -1,4 +1,3 @@
-using System.Globalization;
 using ChunkUpload.Core.Errors;
 using Microsoft.Extensions.Primitives;
 
@@ -41,7 +40,7 @@ public static class HeaderValues
 
     public static long ParseNumber(string text, string what)
     {
-        if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long value))
+        if (!DecimalNumber.TryParse(text, out long value))
             throw new UploadException(UploadErrors.InvalidParameter,
                 $"{what} must be a whole number of bytes from 0 to {long.MaxValue}; got '{ParameterBag.Truncate(text)}'.");
         return value;

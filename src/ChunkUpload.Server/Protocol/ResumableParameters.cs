@@ -1,4 +1,4 @@
-using System.Globalization;
+using System.Collections.Frozen;
 using ChunkUpload.Core.Errors;
 
 namespace ChunkUpload.Server.Protocol;
@@ -27,6 +27,13 @@ public sealed record ChunkDescriptor
 /// </summary>
 public static class ResumableParameters
 {
+    private static readonly string[] Fields =
+        ["ChunkNumber", "ChunkSize", "CurrentChunkSize", "TotalSize", "TotalChunks", "Identifier", "Filename", "RelativePath", "Type"];
+
+    /// <summary>Every parameter name of both clients (flow.js has no flowType; it is harmless here).</summary>
+    public static readonly FrozenSet<string> Names =
+        FrozenSet.Create(StringComparer.Ordinal, [.. Fields.Select(f => "resumable" + f), .. Fields.Select(f => "flow" + f)]);
+
     public static ChunkDescriptor Parse(ParameterBag bag)
     {
         string prefix = bag.HasAnyWithPrefix("resumable") ? "resumable" : "flow";
@@ -57,7 +64,7 @@ public static class ResumableParameters
             return null;
         }
 
-        if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long value) || value > max)
+        if (!DecimalNumber.TryParse(text, out long value) || value > max)
             throw new UploadException(UploadErrors.InvalidParameter,
                 $"The parameter '{name}' must be a whole number from 0 to {max}; got '{ParameterBag.Truncate(text)}'.");
         return value;

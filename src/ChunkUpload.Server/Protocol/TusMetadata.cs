@@ -9,16 +9,17 @@ namespace ChunkUpload.Server.Protocol;
 /// </summary>
 public static class TusMetadata
 {
-    public const int MaxLength = 16 * 1024;
     private static readonly UTF8Encoding StrictUtf8 = new(false, throwOnInvalidBytes: true);
 
-    public static Dictionary<string, string?> Parse(string header)
+    /// <param name="header">The header's value.</param>
+    /// <param name="maxLength">The longest accepted value (<see cref="Hosting.RequestLimits.MaxMetadataLength"/>).</param>
+    public static Dictionary<string, string?> Parse(string header, int maxLength)
     {
         var pairs = new Dictionary<string, string?>(StringComparer.Ordinal);
         if (string.IsNullOrWhiteSpace(header))
             return pairs;
-        if (header.Length > MaxLength)
-            throw Invalid($"Upload-Metadata is {header.Length} characters; at most {MaxLength} are accepted.");
+        if (header.Length > maxLength)
+            throw Invalid($"Upload-Metadata is {header.Length} characters; at most {maxLength} are accepted.");
         foreach (var item in header.Split(','))
         {
             string pair = item.Trim();

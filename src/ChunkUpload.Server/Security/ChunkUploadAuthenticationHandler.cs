@@ -86,12 +86,16 @@ public sealed class ChunkUploadAuthenticationHandler(
     {
         Response.Headers.WWWAuthenticate = "Bearer, ApiKey";
         var failure = Context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure?.Message;
+        Diagnostics.UploadMetrics.Rejected(Context, SecurityErrors.Unauthenticated);
         return Problems.For(Context, SecurityErrors.Unauthenticated,
             failure ?? "This server requires an API key (X-Api-Key) or an upload token (Authorization: Bearer …).").ExecuteAsync(Context);
     }
 
-    protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
-        Problems.For(Context, SecurityErrors.Forbidden, "Your credentials do not allow this request.").ExecuteAsync(Context);
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties)
+    {
+        Diagnostics.UploadMetrics.Rejected(Context, SecurityErrors.Forbidden);
+        return Problems.For(Context, SecurityErrors.Forbidden, "Your credentials do not allow this request.").ExecuteAsync(Context);
+    }
 }
 
 /// <summary>Errors of access control.</summary>

@@ -68,6 +68,7 @@ public sealed partial class WebhookService(
         var settings = options.Value;
         http.Timeout = TimeSpan.FromSeconds(settings.TimeoutSeconds);
         int faults = 0;
+        var outboxRetry = settings.InitialRetryDelay;
         while (!stoppingToken.IsCancellationRequested)
         {
             DateTimeOffset? next;
@@ -75,13 +76,32 @@ public sealed partial class WebhookService(
             {
                 next = await DeliverDueAsync(settings, stoppingToken);
                 faults = 0;
+                outboxRetry = settings.InitialRetryDelay;
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
                 return;
             }
+            catch (Exception ex) when (Core.StorageFaults.IsTransient(ex))
+            {
+                // The outbox's store (a shared database) is out of reach: the events wait there; look again later
+                // instead of ending the service (which would stop the whole node).
+                LogOutboxUnavailable(logger, ex, outboxRetry.TotalSeconds);
+                try
+                {
+                    await Task.Delay(outboxRetry, time, stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                outboxRetry = TimeSpan.FromTicks(Math.Min(settings.MaxRetryDelay.Ticks, outboxRetry.Ticks * 2));
+                continue;
+            }
             catch (Exception ex)
             {
+                // A bug must not stop the node (BackgroundServiceExceptionBehavior.StopHost): log it, pause, go on.
                 faults++;
                 var pause = Backoff(settings, faults);
                 LogLoopFault(logger, ex, pause.TotalSeconds);
@@ -208,10 +228,13 @@ public sealed partial class WebhookService(
     [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Completion of upload {Identifier} delivered to the webhook (event {EventId})")]
     private static partial void LogDelivered(ILogger logger, LogText identifier, string eventId);
 
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Warning, Message = "The completion outbox could not be read; trying again in {Seconds} s")]
+    private static partial void LogOutboxUnavailable(ILogger logger, Exception exception, double seconds);
+
     [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Webhook for upload {Identifier} failed {Failures} times; next try in {Seconds} s")]
     private static partial void LogRetrying(ILogger logger, LogText identifier, int failures, double seconds);
 
-    [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "Completion of upload {Identifier} not announced: the upload is gone (event {EventId})")]
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Completion of upload {Identifier} not announced: the upload is gone (event {EventId})")]
     private static partial void LogDropped(ILogger logger, LogText identifier, string eventId);
 
     [LoggerMessage(EventId = 4004, Level = LogLevel.Error, Message = "Webhook delivery failed unexpectedly; trying again in {Seconds} s")]

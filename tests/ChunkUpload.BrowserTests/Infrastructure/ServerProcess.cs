@@ -15,7 +15,20 @@ public sealed class ServerProcess : IAsyncDisposable
     private readonly StringBuilder _log = new();
     private Process? _process;
 
-    private ServerProcess(string storageRoot) => StorageRoot = storageRoot;
+    private readonly string _dll;
+    private readonly IReadOnlyList<string> _arguments;
+    private readonly string? _workingDirectory;
+    private readonly IReadOnlyDictionary<string, string> _environment;
+
+    private ServerProcess(string storageRoot, string dll, IReadOnlyList<string> arguments, string? workingDirectory,
+        IReadOnlyDictionary<string, string> environment)
+    {
+        StorageRoot = storageRoot;
+        _dll = dll;
+        _arguments = arguments;
+        _workingDirectory = workingDirectory;
+        _environment = environment;
+    }
 
     public string StorageRoot { get; }
 
@@ -42,35 +55,62 @@ public sealed class ServerProcess : IAsyncDisposable
             ? fromEnvironment
             : Metadata("ChunkUploadServerDll");
 
-    public static async Task<ServerProcess> StartAsync(string? storageRoot = null)
+    /// <summary>
+    /// Starts the server: by default the solution's build (<see cref="ServerDll"/>), or <paramref name="serverDll"/>
+    /// (a published copy), with <paramref name="arguments"/> added to its command line and <paramref name="environment"/>
+    /// to its environment, in <paramref name="workingDirectory"/> (default: the dll's directory).
+    /// </summary>
+    public static async Task<ServerProcess> StartAsync(string? storageRoot = null, string? serverDll = null, IReadOnlyList<string>? arguments = null,
+        string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null)
     {
+        var ownStorageRoot = storageRoot is null;
         storageRoot ??= Directory.CreateTempSubdirectory("chunkupload-test-").FullName;
-        var server = new ServerProcess(storageRoot);
-        await server.StartProcessAsync().ConfigureAwait(false);
+        var server = new ServerProcess(storageRoot, serverDll ?? ServerDll, arguments ?? [], workingDirectory,
+            environment ?? new Dictionary<string, string>());
+        try
+        {
+            await server.StartProcessAsync(FreePort()).ConfigureAwait(false);
+        }
+        catch
+        {
+            // A server that never became healthy is stopped here (the caller has no handle on it); a storage root made
+            // here goes with it, the caller's stays.
+            if (ownStorageRoot)
+            {
+                await server.DisposeAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                await server.StopAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
+
         return server;
     }
 
-    /// <summary>Stops the process (keeping the storage root) and starts it again on a new port.</summary>
-    public async Task RestartAsync()
+    /// <summary>Stops the process (keeping the storage root) and starts it again, on a new port unless <paramref name="samePort"/>.</summary>
+    public async Task RestartAsync(bool samePort = false)
     {
+        var port = BaseUri.Port;
         await StopAsync().ConfigureAwait(false);
-        await StartProcessAsync().ConfigureAwait(false);
+        await StartProcessAsync(samePort ? port : FreePort()).ConfigureAwait(false);
     }
 
-    private async Task StartProcessAsync()
+    private async Task StartProcessAsync(int port)
     {
-        var dll = ServerDll;
+        var dll = _dll;
         if (!File.Exists(dll))
         {
             throw new InvalidOperationException($"The server build is missing: {dll}. Build the solution first.");
         }
 
-        var port = FreePort();
         BaseUri = new Uri($"http://127.0.0.1:{port}/");
         var start = new ProcessStartInfo("dotnet")
         {
-            // The dll's directory is the content root, so its appsettings.json applies.
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
+            // The server's content root is the dll's directory wherever it runs from, so its appsettings.json applies.
+            WorkingDirectory = _workingDirectory ?? Path.GetDirectoryName(dll)!,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
@@ -78,13 +118,17 @@ public sealed class ServerProcess : IAsyncDisposable
         foreach (var argument in new[]
                  {
                      dll, "--urls", BaseUri.ToString().TrimEnd('/'), $"--Upload:StorageRoot={StorageRoot}",
-                     $"--WebPage:RepositoryRoot={RepositoryRoot}",
-                 })
+                 }.Concat(_arguments))
         {
             start.ArgumentList.Add(argument);
         }
 
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        foreach (var (name, value) in _environment)
+        {
+            start.Environment[name] = value;
+        }
+
         var process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, e) => Append(e.Data);
         process.ErrorDataReceived += (_, e) => Append(e.Data);
@@ -171,7 +215,7 @@ public sealed class ServerProcess : IAsyncDisposable
         }
     }
 
-    private static int FreePort()
+    public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

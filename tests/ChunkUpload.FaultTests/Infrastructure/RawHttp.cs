@@ -6,9 +6,11 @@ using System.Text;
 namespace ChunkUpload.FaultTests.Infrastructure;
 
 /// <summary>What came back on a raw connection: a parsed HTTP response, or nothing before the connection closed.</summary>
-public sealed record RawResponse(int? Status, string? ContentType, string Body, string Note)
+public sealed record RawResponse(int? Status, string? ContentType, string Body, string Note, IReadOnlyDictionary<string, string>? Headers = null)
 {
     public bool Closed => Status is null;
+
+    public string? Header(string name) => Headers is not null && Headers.TryGetValue(name, out string? value) ? value : null;
 }
 
 /// <summary>
@@ -94,7 +96,7 @@ public static class RawHttp
         if (headers.TryGetValue("transfer-encoding", out string? te) && te.Contains("chunked", StringComparison.OrdinalIgnoreCase))
             body = Dechunk(body);
         headers.TryGetValue("content-type", out string? contentType);
-        return new RawResponse(status, contentType, Encoding.UTF8.GetString(body), note);
+        return new RawResponse(status, contentType, Encoding.UTF8.GetString(body), note, headers);
     }
 
     private static int HeaderEnd(byte[] data)

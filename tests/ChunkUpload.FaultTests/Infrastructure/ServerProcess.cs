@@ -35,6 +35,9 @@ public sealed class ServerProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>Every line the server writes (stdout and stderr) from the moment a handler is added, for tests that count log events.</summary>
+    public event Action<string>? LineWritten;
+
     /// <summary>The last lines the server wrote (stdout and stderr), for failure messages.</summary>
     public string LogTail
     {
@@ -163,6 +166,8 @@ public sealed class ServerProcess : IDisposable
             while (_log.Count > LogLines)
                 _log.Dequeue();
         }
+
+        LineWritten?.Invoke(line);
     }
 
     private static int FreePort()
