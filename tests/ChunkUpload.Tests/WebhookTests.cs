@@ -202,6 +202,8 @@ public sealed class WebhookTests : IDisposable
             Interlocked.Increment(ref _listings) == 1 ? throw new InvalidOperationException("injected") : inner.PendingAsync(cancellationToken);
 
         public Task AcknowledgeAsync(string eventId, CancellationToken cancellationToken) => inner.AcknowledgeAsync(eventId, cancellationToken);
+
+        public Task<int> CountPendingAsync(CancellationToken cancellationToken) => inner.CountPendingAsync(cancellationToken);
     }
 
     private sealed class EndlessStream : Stream
