@@ -65,6 +65,20 @@ public sealed class UploadOptions
     [Range(1, int.MaxValue)]
     public int MaxActiveUploadsPerClient { get; set; } = 500;
 
+    /// <summary>
+    /// Finished files one client (principal, or address when anonymous) may keep; a new upload beyond it is refused
+    /// with 403 until some are deleted or retired (zero-byte files count too).
+    /// </summary>
+    [Range(1, int.MaxValue)]
+    public int MaxCompletedFilesPerClient { get; set; } = 10_000;
+
+    /// <summary>
+    /// Bytes one client may keep in finished files, counting its unfinished uploads (they become files): a file whose
+    /// declared length would cross it is refused with 403 at its start, and so are bytes that would cross it.
+    /// </summary>
+    [Range(1, long.MaxValue)]
+    public long MaxCompletedBytesPerClient { get; set; } = 1024L * 1024 * 1024 * 1024;
+
     /// <summary>Slowest accepted chunk body (bytes per second, after a grace period); slower senders are cut off.</summary>
     [Range(0, long.MaxValue)]
     public long MinBodyBytesPerSecond { get; set; } = 1024;
@@ -75,8 +89,11 @@ public sealed class UploadOptions
     /// <summary>An unfinished upload with no chunk for this long is removed (7 days: the resume window Fine Uploader assumes).</summary>
     public TimeSpan IdleExpiry { get; set; } = TimeSpan.FromDays(7);
 
-    /// <summary>When set, completed files are removed this long after completion; by default they are kept.</summary>
-    public TimeSpan? CompletedRetention { get; set; }
+    /// <summary>
+    /// Completed files are removed this long after completion (30 days by default); none (an empty value) keeps them
+    /// until they are deleted.
+    /// </summary>
+    public TimeSpan? CompletedRetention { get; set; } = TimeSpan.FromDays(30);
 
     /// <summary>Temp files and orphaned files older than this are removed by the sweeper.</summary>
     public TimeSpan TempFileMaxAge { get; set; } = TimeSpan.FromDays(1);

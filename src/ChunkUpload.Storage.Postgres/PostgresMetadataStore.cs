@@ -14,7 +14,7 @@ namespace ChunkUpload.Storage.Postgres;
 /// <summary>
 /// The metadata store on PostgreSQL, shared by every node: one row per upload (its record as JSON plus the columns
 /// queries need), the journal of stored ranges, and the completion outbox. Creation takes a per-client transaction
-/// lock so a client's limit on unfinished uploads is global; completion is claimed with a leased row update so the
+/// lock so a client's limits on unfinished uploads and finished files are global; completion is claimed with a leased row update so the
 /// last bytes arriving at two nodes complete a file once; outbox events are claimed with
 /// <c>FOR UPDATE SKIP LOCKED</c>, so each is delivered by one node at a time.
 /// </summary>
@@ -22,6 +22,7 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
     : IUploadMetadataStore, ICompletionOutbox
 {
     private const string Receiving = nameof(UploadState.Receiving);
+    private const string Complete = nameof(UploadState.Complete);
     private readonly PostgresOptions _options = options.Value;
     private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
@@ -49,13 +50,26 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
         if (await FindAsync(connection, transaction, record.Key.Hash, cancellationToken) is { } existing)
             return new CreateResult(existing, Created: false);
 
-        await using (var count = new NpgsqlCommand("SELECT count(*) FROM uploads WHERE client = $1 AND state = $2", connection, transaction))
+        await using (var count = new NpgsqlCommand(
+            "SELECT count(*) FILTER (WHERE state = $2), count(*) FILTER (WHERE state = $3) FROM uploads WHERE client = $1", connection, transaction))
         {
             count.Parameters.AddWithValue(client);
             count.Parameters.AddWithValue(Receiving);
-            if ((long)(await count.ExecuteScalarAsync(cancellationToken))! >= limits.MaxActiveUploads)
+            count.Parameters.AddWithValue(Complete);
+            long active, files;
+            await using (var reader = await count.ExecuteReaderAsync(cancellationToken))
+            {
+                await reader.ReadAsync(cancellationToken);
+                active = reader.GetInt64(0);
+                files = reader.GetInt64(1);
+            }
+
+            if (active >= limits.MaxActiveUploads)
                 throw new UploadException(UploadErrors.TooManyUploads,
                     $"You have {limits.MaxActiveUploads} unfinished uploads; finish or delete some before starting more.") { RetryAfterSeconds = 60 };
+            if (files >= limits.MaxCompletedFiles)
+                throw new UploadException(UploadErrors.CompletedFilesQuotaExceeded,
+                    $"You keep {files} finished files and may keep {limits.MaxCompletedFiles}; delete some before starting another upload.");
         }
 
         await using (var insert = new NpgsqlCommand("""
@@ -265,13 +279,18 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
 
     public async Task<ClientUsage> GetUsageAsync(string client, CancellationToken cancellationToken)
     {
-        await using var usage = db.CreateCommand(
-            "SELECT count(*), coalesce(sum(stored_bytes), 0) FROM uploads WHERE client = $1 AND state = $2");
+        // Finished files are counted from their rows: their length is their size.
+        await using var usage = db.CreateCommand("""
+            SELECT count(*) FILTER (WHERE state = $2), coalesce(sum(stored_bytes) FILTER (WHERE state = $2), 0),
+                   count(*) FILTER (WHERE state = $3), coalesce(sum(length) FILTER (WHERE state = $3), 0)
+            FROM uploads WHERE client = $1
+            """);
         usage.Parameters.AddWithValue(client);
         usage.Parameters.AddWithValue(Receiving);
+        usage.Parameters.AddWithValue(Complete);
         await using var reader = await usage.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        return new ClientUsage((int)reader.GetInt64(0), reader.GetInt64(1));
+        return new ClientUsage((int)reader.GetInt64(0), reader.GetInt64(1), (int)reader.GetInt64(2), reader.GetInt64(3));
     }
 
     // ----- outbox -----

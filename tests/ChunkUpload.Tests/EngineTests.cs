@@ -279,6 +279,48 @@ public sealed class EngineTests : IDisposable
 
     [Theory]
     [MemberData(nameof(AllBackends))]
+    public async Task Finished_Files_Count_Against_Their_Clients_File_And_Byte_Quotas_Across_A_Restart(Backend backend)
+    {
+        static void Quotas(ChunkUpload.Core.UploadOptions o)
+        {
+            o.MaxCompletedFilesPerClient = 2;
+            o.MaxCompletedBytesPerClient = 100;
+        }
+
+        var harness = await OpenAsync(backend, Quotas);
+        var empty = await harness.Engine.CreateAsync(Caller, new UploadSpec { Protocol = Protocol, Length = 0 }, CancellationToken.None);
+        var sixty = await harness.Engine.CreateAsync(Caller, new UploadSpec { Protocol = Protocol, Length = 60 }, CancellationToken.None);
+        await harness.Engine.WriteAsync(Caller, sixty.Id, 0, new MemoryStream(new byte[60]), Streaming(60), CancellationToken.None);
+        await harness.WaitForCompleteAsync(empty.Id);
+        await harness.WaitForCompleteAsync(sixty.Id);
+
+        var files = await Assert.ThrowsAsync<UploadException>(() => harness.Engine.CreateAsync(Caller, new UploadSpec { Protocol = Protocol, Length = 0 }, CancellationToken.None));
+        Assert.Equal("completed_files_quota_exceeded", files.Error.Code);
+        Assert.Equal(403, files.Error.Status);
+
+        // Another client is not affected.
+        await harness.Engine.CreateAsync(new Caller("", "ip:other"), new UploadSpec { Protocol = Protocol, Length = 0 }, CancellationToken.None);
+
+        // The counts are the store's: a restart keeps them, and deleting a file frees its place and its bytes.
+        harness.Dispose();
+        var restarted = await ReopenAsync(harness, Quotas);
+        var again = await Assert.ThrowsAsync<UploadException>(() => restarted.Engine.CreateAsync(Caller, new UploadSpec { Protocol = Protocol, Length = 0 }, CancellationToken.None));
+        Assert.Equal("completed_files_quota_exceeded", again.Error.Code);
+        Assert.True(await restarted.Engine.DeleteAsync(Caller, empty.Id, CancellationToken.None));
+
+        var bytes = await Assert.ThrowsAsync<UploadException>(() => restarted.Engine.CreateAsync(Caller, new UploadSpec { Protocol = Protocol, Length = 41 }, CancellationToken.None));
+        Assert.Equal("completed_bytes_quota_exceeded", bytes.Error.Code);
+        Assert.Equal(403, bytes.Error.Status);
+        var fits = await restarted.Engine.CreateAsync(Caller, new UploadSpec { Protocol = Protocol }, CancellationToken.None);
+        await restarted.Engine.WriteAsync(Caller, fits.Id, 0, new MemoryStream(new byte[40]), Streaming(40), CancellationToken.None);
+        var over = await Assert.ThrowsAsync<UploadException>(() => restarted.Engine.WriteAsync(Caller, fits.Id, 40, new MemoryStream(new byte[1]), Streaming(1), CancellationToken.None));
+        Assert.Equal("completed_bytes_quota_exceeded", over.Error.Code); // 60 finished + 40 unfinished + 1: the length need not be declared
+        await restarted.Engine.DeclareLengthAsync(Caller, fits.Id, 40, CancellationToken.None);
+        await restarted.WaitForCompleteAsync(fits.Id);
+    }
+
+    [Theory]
+    [MemberData(nameof(AllBackends))]
     public async Task Writes_Through_Another_Protocol_Are_Refused(Backend backend)
     {
         var harness = await OpenAsync(backend);

@@ -45,10 +45,10 @@ public sealed class ExpiryTests : IDisposable
     }
 
     [Fact]
-    public async Task Completed_Files_Are_Kept_Unless_A_Retention_Is_Configured()
+    public async Task Completed_Files_Are_Kept_With_Retention_Off_And_Removed_Once_Past_A_Retention()
     {
         var file = TestFile.Random("kept-1", 2000, 1000);
-        using (var app = Start())
+        using (var app = Start(new() { ["Upload:CompletedRetention"] = "" }))
         {
             var client = new UploadClient(app.CreateClient());
             await client.UploadAllAsync(file);

@@ -106,6 +106,57 @@ public sealed class SecurityTests : IDisposable
     }
 
     [Fact]
+    public async Task A_Token_In_The_Query_String_Is_Accepted_Only_For_Downloads()
+    {
+        using var app = new ChunkUploadApplication(_dir.StorageRoot, AuthOn());
+        string token = Uri.EscapeDataString(Token("erin", TimeSpan.FromMinutes(5)));
+        var http = app.CreateClient();
+        var file = TestFile.Random("query-token", 1000, 1000);
+        using var content = new ByteArrayContent(file.Data);
+        using (var upload = await http.PostAsync("/upload?resumableChunkNumber=1&resumableChunkSize=1000&resumableTotalSize=1000&resumableIdentifier=query-token&resumableFilename=f.bin&resumableRelativePath=f.bin&access_token=" + token, content))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, upload.StatusCode);
+            await ResumableContractTests.AssertProblemAsync(upload, "unauthenticated");
+        }
+
+        using (var status = await http.GetAsync("/uploads/query-token?access_token=" + token))
+            Assert.Equal(HttpStatusCode.Unauthorized, status.StatusCode);
+        using (var delete = await http.DeleteAsync("/uploads/query-token?access_token=" + token))
+            Assert.Equal(HttpStatusCode.Unauthorized, delete.StatusCode);
+        using (var download = await http.GetAsync("/files/query-token?access_token=" + token))
+            Assert.Equal(HttpStatusCode.NotFound, download.StatusCode); // authenticated; there is no such file
+    }
+
+    [Fact]
+    public void Tokens_Allow_A_Little_Clock_Skew_And_No_Lifetime_Beyond_The_Cap()
+    {
+        var now = DateTimeOffset.UtcNow;
+        UploadTokenClaims? VerifyExpiring(TimeSpan from) =>
+            UploadTokens.Verify(Secret, UploadTokens.Create(Secret, new UploadTokenClaims("frank", now.Add(from).ToUnixTimeSeconds())), now, TimeSpan.FromHours(1));
+
+        Assert.NotNull(VerifyExpiring(TimeSpan.FromSeconds(-10))); // the issuer's clock is a little ahead
+        Assert.Null(VerifyExpiring(TimeSpan.FromSeconds(-45)));
+        Assert.NotNull(VerifyExpiring(TimeSpan.FromMinutes(59)));
+        Assert.Null(VerifyExpiring(TimeSpan.FromHours(2))); // longer than Auth:MaxTokenLifetime
+    }
+
+    [Fact]
+    public async Task A_Token_Living_Longer_Than_The_Configured_Cap_Is_Refused()
+    {
+        var settings = AuthOn();
+        settings["Auth:MaxTokenLifetime"] = "00:10:00";
+        using var app = new ChunkUploadApplication(_dir.StorageRoot, settings);
+        var file = TestFile.Random("long-lived", 1000, 1000);
+        using (var refused = await As(app, bearer: Token("gina", TimeSpan.FromDays(30))).PostChunkAsync(file, 1))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+            await ResumableContractTests.AssertProblemAsync(refused, "unauthenticated");
+        }
+
+        await As(app, bearer: Token("gina", TimeSpan.FromMinutes(9))).UploadAllAsync(file);
+    }
+
+    [Fact]
     public async Task Sessions_Belong_To_Their_Principal_Even_With_The_Same_Identifier()
     {
         using var app = new ChunkUploadApplication(_dir.StorageRoot, AuthOn());

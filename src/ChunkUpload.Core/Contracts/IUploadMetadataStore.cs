@@ -26,7 +26,8 @@ public interface IUploadMetadataStore
     /// <summary>
     /// Records a new upload unless one with the same key exists (then returns it: creation is atomic, the race of two
     /// first requests has one winner). Refuses with <c>too_many_uploads</c> when the client already has
-    /// <see cref="CreationLimits.MaxActiveUploads"/> unfinished uploads.
+    /// <see cref="CreationLimits.MaxActiveUploads"/> unfinished uploads, and with <c>completed_files_quota_exceeded</c>
+    /// when it keeps <see cref="CreationLimits.MaxCompletedFiles"/> finished files.
     /// </summary>
     Task<CreateResult> CreateAsync(UploadRecord record, CreationLimits limits, CancellationToken cancellationToken);
 
@@ -71,7 +72,7 @@ public interface IUploadMetadataStore
     /// <summary>The record of the upload with this <see cref="UploadKey.Hash"/>, or null (recovery, orphan detection).</summary>
     Task<UploadRecord?> FindByHashAsync(string keyHash, CancellationToken cancellationToken);
 
-    /// <summary>What a client holds now, for the quotas.</summary>
+    /// <summary>What a client holds now, for the quotas: its unfinished uploads and their stored bytes, and its finished files and their bytes.</summary>
     Task<ClientUsage> GetUsageAsync(string client, CancellationToken cancellationToken);
 }
 
@@ -96,10 +97,10 @@ public sealed record RecoveredUpload(UploadRecord Record, IReadOnlyList<ByteRang
 /// <summary>Outcome of <see cref="IUploadMetadataStore.CreateAsync"/>: the new record, or the one that already existed.</summary>
 public sealed record CreateResult(UploadRecord Record, bool Created);
 
-public sealed record CreationLimits(int MaxActiveUploads);
+public sealed record CreationLimits(int MaxActiveUploads, int MaxCompletedFiles = int.MaxValue);
 
-/// <summary>What a client holds: unfinished uploads, and bytes stored in them.</summary>
-public sealed record ClientUsage(int ActiveUploads, long UnfinishedBytes);
+/// <summary>What a client holds: unfinished uploads and the bytes stored in them, finished files and their bytes.</summary>
+public sealed record ClientUsage(int ActiveUploads, long UnfinishedBytes, int CompletedFiles = 0, long CompletedBytes = 0);
 
 public sealed record UploadFilter
 {

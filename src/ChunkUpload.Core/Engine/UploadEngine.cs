@@ -311,7 +311,10 @@ public sealed class UploadEngine
         // Asked outside the stripe: the application may take a while to answer. No disk is reserved for the length.
         await _hooks.AuthorizeStartAsync(record, cancellationToken);
         if (record.Length is { } length)
+        {
             _policy.EnsureFreeSpace(length, $"a file of {length} bytes");
+            await _policy.EnsureFileRoomAsync(caller.Client, length, cancellationToken);
+        }
 
         ActiveUpload active;
         using (await _uploads.LockAsync(key, cancellationToken))
@@ -328,7 +331,7 @@ public sealed class UploadEngine
             CreateResult result;
             try
             {
-                result = await _metadata.CreateAsync(record, new CreationLimits(_options.MaxActiveUploadsPerClient), cancellationToken);
+                result = await _metadata.CreateAsync(record, new CreationLimits(_options.MaxActiveUploadsPerClient, _options.MaxCompletedFilesPerClient), cancellationToken);
             }
             catch
             {

@@ -95,7 +95,10 @@ internal sealed class UploadPolicy(UploadOptions options, IUploadMetadataStore m
             { RetryAfterSeconds = 300 };
     }
 
-    /// <summary>Refuses (507) when the client would hold more than it may in unfinished uploads.</summary>
+    /// <summary>
+    /// Refuses <paramref name="bytes"/> more when the client would hold more than it may in unfinished uploads (507:
+    /// finishing them makes room) or in files, finished and unfinished together (403: only deleting files does).
+    /// </summary>
     public async Task EnsureClientRoomAsync(string client, long bytes, CancellationToken cancellationToken)
     {
         var usage = await metadata.GetUsageAsync(client, cancellationToken);
@@ -103,6 +106,20 @@ internal sealed class UploadPolicy(UploadOptions options, IUploadMetadataStore m
             throw new UploadException(UploadErrors.StorageQuotaExceeded,
                 $"You hold {usage.UnfinishedBytes} bytes in unfinished uploads and may hold {options.MaxUnfinishedBytesPerClient}; finish or delete some uploads first.")
             { RetryAfterSeconds = 60 };
+        EnsureFileRoom(usage, bytes, "these bytes");
+    }
+
+    /// <summary>Refuses (403) a new file of <paramref name="length"/> bytes that would take the client past what it may keep in files.</summary>
+    public async Task EnsureFileRoomAsync(string client, long length, CancellationToken cancellationToken) =>
+        EnsureFileRoom(await metadata.GetUsageAsync(client, cancellationToken), length, $"a file of {length} bytes");
+
+    private void EnsureFileRoom(ClientUsage usage, long bytes, string what)
+    {
+        long kept = usage.CompletedBytes + usage.UnfinishedBytes;
+        if (bytes > options.MaxCompletedBytesPerClient - kept)
+            throw new UploadException(UploadErrors.CompletedBytesQuotaExceeded,
+                $"You keep {usage.CompletedBytes} bytes in finished files and {usage.UnfinishedBytes} in unfinished uploads, and may keep {options.MaxCompletedBytesPerClient} in all; " +
+                $"{what} would not fit. Delete some files first.");
     }
 
     public static bool HasControlOrBrokenText(string value)

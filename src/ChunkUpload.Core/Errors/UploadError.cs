@@ -60,6 +60,9 @@ public static class UploadErrors
     public static readonly UploadError PartInUse = new("part_in_use", 409, "A partial upload already belongs to another concatenation");
     public static readonly UploadError QuotaExceeded = new("quota_exceeded", 403, "The file is larger than your credentials allow");
     public static readonly UploadError StorageQuotaExceeded = new("storage_quota_exceeded", 507, "You hold as much unfinished data as you may");
+    // Permanent (403): retrying frees nothing; deleting finished files (or their retention) does.
+    public static readonly UploadError CompletedFilesQuotaExceeded = new("completed_files_quota_exceeded", 403, "You keep as many finished files as you may");
+    public static readonly UploadError CompletedBytesQuotaExceeded = new("completed_bytes_quota_exceeded", 403, "You keep as many bytes in files as you may");
     public static readonly UploadError UnsupportedMediaType = new("unsupported_media_type", 415, "The request body has the wrong Content-Type");
     public static readonly UploadError UnsupportedVersion = new("unsupported_version", 412, "The protocol version is not supported");
     public static readonly UploadError MethodNotAllowed = new("method_not_allowed", 405, "The method is not allowed here");

@@ -14,8 +14,9 @@ namespace ChunkUpload.Core.Local;
 /// <summary>
 /// The metadata store on local disk: a folder per upload with its record (<c>session.json</c>, rewritten atomically
 /// by temp file and rename) and its journal of stored ranges (appended and flushed before a range is acknowledged),
-/// plus the completion outbox (a file per event, indexed in memory). Per-client usage is counted in memory and
-/// rebuilt at start-up. One process owns a root: this store is not shared between nodes.
+/// plus the completion outbox (a file per event, indexed in memory). Per-client usage (unfinished uploads and their
+/// bytes, finished files and theirs) is counted in memory and rebuilt at start-up; a client holding nothing has no
+/// entry. One process owns a root: this store is not shared between nodes.
 /// </summary>
 public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompletionOutbox
 {
@@ -27,10 +28,11 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
     private readonly ILogger<LocalMetadataStore> _logger;
     private readonly SemaphoreSlim[] _stripes = Enumerable.Range(0, StripeCount).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
 
-    // Usage of unfinished uploads: by upload (to undo it when the upload ends) and by client (what quotas read).
+    // Usage by upload (to undo it when the upload ends or goes) and by client (what quotas read).
     private readonly Lock _usageLock = new();
     private readonly Dictionary<string, (string Client, long Bytes)> _unfinished = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (int Active, long Bytes)> _byClient = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string Client, long Bytes)> _completed = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Usage> _byClient = new(StringComparer.Ordinal);
 
     private readonly OwnerIndex _owners = new();
 
@@ -89,6 +91,8 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
         if (record.Key.Hash != hash)
             throw new JsonException("the record does not describe this folder");
         MigrateLegacy(hash, record);
+        if (record.State == UploadState.Complete)
+            TrackCompleted(record);
         _owners.Add(record);
         if (record.State != UploadState.Receiving)
         {
@@ -141,9 +145,13 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
             string client = ClientOf(record);
             lock (_usageLock)
             {
-                if (_byClient.TryGetValue(client, out var usage) && usage.Active >= limits.MaxActiveUploads)
+                var usage = _byClient.GetValueOrDefault(client);
+                if (usage.Active >= limits.MaxActiveUploads)
                     throw new UploadException(UploadErrors.TooManyUploads,
                         $"You have {limits.MaxActiveUploads} unfinished uploads; finish or delete some before starting more.") { RetryAfterSeconds = 60 };
+                if (usage.Files >= limits.MaxCompletedFiles)
+                    throw new UploadException(UploadErrors.CompletedFilesQuotaExceeded,
+                        $"You keep {usage.Files} finished files and may keep {limits.MaxCompletedFiles}; delete some before starting another upload.");
             }
 
             string directory = _layout.SessionDirectory(hash);
@@ -231,7 +239,7 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
             {
                 _unfinished[hash] = (entry.Client, entry.Bytes + bytes);
                 var usage = _byClient[entry.Client];
-                _byClient[entry.Client] = (usage.Active, usage.Bytes + bytes);
+                _byClient[entry.Client] = usage with { Bytes = usage.Bytes + bytes };
             }
         }
 
@@ -253,6 +261,7 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
             RecordEvent(completion);
         Write(record);
         Untrack(record.Key.Hash);
+        TrackCompleted(record);
         LocalLayout.TryDelete(_layout.JournalPath(record.Key.Hash));
         return Task.CompletedTask;
     }
@@ -262,6 +271,7 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
         string directory = _layout.SessionDirectory(key.Hash);
         bool existed = Directory.Exists(directory);
         Untrack(key.Hash);
+        UntrackCompleted(key.Hash);
         _owners.Remove(key);
         LocalLayout.DeleteDirectory(directory);
         return Task.FromResult(existed);
@@ -354,7 +364,10 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
     public Task<ClientUsage> GetUsageAsync(string client, CancellationToken cancellationToken)
     {
         lock (_usageLock)
-            return Task.FromResult(_byClient.TryGetValue(client, out var usage) ? new ClientUsage(usage.Active, usage.Bytes) : new ClientUsage(0, 0));
+        {
+            var usage = _byClient.GetValueOrDefault(client);
+            return Task.FromResult(new ClientUsage(usage.Active, usage.Bytes, usage.Files, usage.FileBytes));
+        }
     }
 
     // ----- outbox -----
@@ -435,7 +448,7 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
                 return;
             _unfinished[record.Key.Hash] = (client, bytes);
             var usage = _byClient.GetValueOrDefault(client);
-            _byClient[client] = (usage.Active + 1, usage.Bytes + bytes);
+            _byClient[client] = usage with { Active = usage.Active + 1, Bytes = usage.Bytes + bytes };
         }
     }
 
@@ -446,12 +459,54 @@ public sealed partial class LocalMetadataStore : IUploadMetadataStore, ICompleti
             if (!_unfinished.Remove(hash, out var entry))
                 return;
             var usage = _byClient[entry.Client];
-            if (usage.Active <= 1)
-                _byClient.Remove(entry.Client);
-            else
-                _byClient[entry.Client] = (usage.Active - 1, usage.Bytes - entry.Bytes);
+            SetUsage(entry.Client, usage with { Active = usage.Active - 1, Bytes = usage.Bytes - entry.Bytes });
         }
     }
+
+    private void TrackCompleted(UploadRecord record)
+    {
+        string client = ClientOf(record);
+        long bytes = record.Length ?? 0;
+        lock (_usageLock)
+        {
+            if (!_completed.TryAdd(record.Key.Hash, (client, bytes)))
+                return;
+            var usage = _byClient.GetValueOrDefault(client);
+            _byClient[client] = usage with { Files = usage.Files + 1, FileBytes = usage.FileBytes + bytes };
+        }
+    }
+
+    private void UntrackCompleted(string hash)
+    {
+        lock (_usageLock)
+        {
+            if (!_completed.Remove(hash, out var entry))
+                return;
+            var usage = _byClient[entry.Client];
+            SetUsage(entry.Client, usage with { Files = usage.Files - 1, FileBytes = usage.FileBytes - entry.Bytes });
+        }
+    }
+
+    // A client that holds nothing leaves the table: it never grows with clients that came and went.
+    private void SetUsage(string client, Usage usage)
+    {
+        if (usage.Active <= 0 && usage.Files <= 0)
+            _byClient.Remove(client);
+        else
+            _byClient[client] = usage;
+    }
+
+    /// <summary>Clients with an entry in the usage table (tests: it holds only clients that keep something).</summary>
+    internal int TrackedClients
+    {
+        get
+        {
+            lock (_usageLock)
+                return _byClient.Count;
+        }
+    }
+
+    private readonly record struct Usage(int Active, long Bytes, int Files, long FileBytes);
 
     private static string ClientOf(UploadRecord record) => record.Client ?? record.Owner;
 

@@ -321,9 +321,10 @@ public static class TusApi
     private static string OffsetOf(UploadSnapshot snapshot) =>
         (snapshot.IsComplete ? snapshot.Length!.Value : snapshot.Offset).ToString(CultureInfo.InvariantCulture);
 
+    // tus: Upload-Expires is when an unfinished upload expires; a finished file's retention is not the client's concern.
     private static void SetExpires(HttpContext context, UploadSnapshot snapshot)
     {
-        if (snapshot.ExpiresAt is { } expires)
+        if (!snapshot.IsComplete && snapshot.ExpiresAt is { } expires)
             context.Response.Headers["Upload-Expires"] = expires.ToString("R", CultureInfo.InvariantCulture);
     }
 

@@ -79,11 +79,13 @@ public static class HostingExtensions
         builder.Services.AddHostedService<StorageService>();
         builder.Services.AddHostedService<SweepService>();
 
-        builder.Services.AddOptions<WebhookOptions>().BindConfiguration(WebhookOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<WebhookOptions>().BindConfiguration(WebhookOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => o.Secret is null or { Length: >= 32 }, "Webhook:Secret must be at least 32 characters.")
+            .ValidateOnStart();
         if (builder.Configuration.GetValue<Uri?>("Webhook:Url") is not null)
         {
             builder.Services.PostConfigure<UploadOptions>(o => o.RecordCompletionEvents = true);
-            builder.Services.AddHttpClient<WebhookService>();
+            builder.Services.AddHttpClient<WebhookService>().ConfigurePrimaryHttpMessageHandler(WebhookService.CreateHandler);
             builder.Services.AddHostedService(sp => sp.GetRequiredService<WebhookService>());
         }
 
@@ -117,8 +119,11 @@ public static class HostingExtensions
         return builder;
     }
 
+    /// <summary>Swagger UI and the OpenAPI document, unless <c>Swagger:Enabled</c> is false.</summary>
     public static WebApplicationBuilder AddChunkUploadApiDocs(this WebApplicationBuilder builder)
     {
+        if (!SwaggerEnabled(builder.Configuration))
+            return builder;
         builder.Services.AddEndpointsApiExplorer();
         builder.Services.AddSwaggerGen();
         return builder;
@@ -126,8 +131,12 @@ public static class HostingExtensions
 
     public static WebApplication UseChunkUploadApiDocs(this WebApplication app)
     {
+        if (!SwaggerEnabled(app.Configuration))
+            return app;
         app.UseSwagger();
         app.UseSwaggerUI();
         return app;
     }
+
+    public static bool SwaggerEnabled(IConfiguration configuration) => configuration.GetValue("Swagger:Enabled", true);
 }

@@ -12,7 +12,8 @@ public static class PipelineExtensions
         {
             var error = HttpErrors.ForStatus(context.HttpContext.Response.StatusCode);
             Diagnostics.UploadMetrics.Rejected(context.HttpContext, error);
-            return Problems.From(error, $"{context.HttpContext.Request.Method} {context.HttpContext.Request.Path} is not part of this server's API; see /swagger.").ExecuteAsync(context.HttpContext);
+            return Problems.From(error, $"{context.HttpContext.Request.Method} {context.HttpContext.Request.Path} is not part of this server's API"
+                + (HostingExtensions.SwaggerEnabled(app.Configuration) ? "; see /swagger." : ".")).ExecuteAsync(context.HttpContext);
         });
         return app;
     }

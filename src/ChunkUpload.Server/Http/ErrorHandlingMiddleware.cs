@@ -1,3 +1,4 @@
+using ChunkUpload.Core;
 using ChunkUpload.Core.Errors;
 using Microsoft.AspNetCore.Connections;
 
@@ -25,7 +26,7 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
         }
         catch (Exception ex) when (context.RequestAborted.IsCancellationRequested || ex is ConnectionResetException)
         {
-            LogClientGone(logger, context.Request.Method, context.Request.Path, context.Items[IdentifierItem] as string);
+            LogClientGone(logger, context.Request.Method, context.Request.Path.Value, context.Items[IdentifierItem] as string);
             if (!context.Response.HasStarted)
                 context.Response.StatusCode = ClientClosedRequest; // never sent; what the request log records
         }
@@ -50,12 +51,12 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
         }
         catch (Exception ex) when (Core.StorageFaults.IsTransient(ex) || ex is Amazon.Runtime.AmazonServiceException or Amazon.Runtime.AmazonClientException)
         {
-            LogStorageFault(logger, ex, context.Request.Method, context.Request.Path);
+            LogStorageFault(logger, ex, context.Request.Method, context.Request.Path.Value);
             await RejectAsync(context, UploadErrors.StorageUnavailable, "The server could not reach its storage. Try again in a few seconds.", 5);
         }
         catch (Exception ex)
         {
-            LogUnexpected(logger, ex, context.Request.Method, context.Request.Path);
+            LogUnexpected(logger, ex, context.Request.Method, context.Request.Path.Value);
             await RejectAsync(context, UploadErrors.InternalError, "The server failed unexpectedly; the failure is logged.", null);
         }
     }
@@ -64,13 +65,13 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
     public static void LogRejection(HttpContext context, UploadError error, string detail)
     {
         var logger = context.RequestServices.GetRequiredService<ILogger<ErrorHandlingMiddleware>>();
-        LogRejected(logger, error.Code, error.Status, context.Request.Method, context.Request.Path, context.Items[IdentifierItem] as string, detail);
+        LogRejected(logger, error.Code, error.Status, context.Request.Method, context.Request.Path.Value, context.Items[IdentifierItem] as string, detail);
         Diagnostics.UploadMetrics.Rejected(context, error);
     }
 
     private async Task RejectAsync(HttpContext context, UploadError error, string detail, int? retryAfter)
     {
-        LogRejected(logger, error.Code, error.Status, context.Request.Method, context.Request.Path, context.Items[IdentifierItem] as string, detail);
+        LogRejected(logger, error.Code, error.Status, context.Request.Method, context.Request.Path.Value, context.Items[IdentifierItem] as string, detail);
         Diagnostics.UploadMetrics.Rejected(context, error);
         if (context.Response.HasStarted)
             return;
@@ -79,16 +80,16 @@ public sealed partial class ErrorHandlingMiddleware(RequestDelegate next, ILogge
     }
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Rejected {Method} {Path} for upload {Identifier}: {Code} ({Status}) {Detail}")]
-    private static partial void LogRejected(ILogger logger, string code, int status, string method, PathString path, string? identifier, string detail);
+    private static partial void LogRejected(ILogger logger, string code, int status, LogText method, LogText path, LogText identifier, LogText detail);
 
     [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "Client went away during {Method} {Path} for upload {Identifier}; nothing of the request was kept")]
-    private static partial void LogClientGone(ILogger logger, string method, PathString path, string? identifier);
+    private static partial void LogClientGone(ILogger logger, LogText method, LogText path, LogText identifier);
 
     [LoggerMessage(EventId = 2003, Level = LogLevel.Error, Message = "Storage fault during {Method} {Path}")]
-    private static partial void LogStorageFault(ILogger logger, Exception exception, string method, PathString path);
+    private static partial void LogStorageFault(ILogger logger, Exception exception, LogText method, LogText path);
 
     [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Unexpected failure during {Method} {Path}")]
-    private static partial void LogUnexpected(ILogger logger, Exception exception, string method, PathString path);
+    private static partial void LogUnexpected(ILogger logger, Exception exception, LogText method, LogText path);
 }
 
 /// <summary>

@@ -7,7 +7,8 @@ namespace ChunkUpload.Server.Http;
 /// <summary>
 /// Who owns an upload, and who a request counts against. Sessions are keyed by (owner, identifier), so two
 /// principals uploading the same file never share chunks. Without authentication every upload belongs to the
-/// anonymous owner "", and quotas and rate limits count per remote address.
+/// anonymous owner "", and quotas and rate limits count per remote address (IPv6: per /64, see
+/// <see cref="ClientAddress"/>; behind a trusted proxy the forwarded client's, see ForwardedHeadersExtensions).
 /// </summary>
 public static class Principals
 {
@@ -15,7 +16,7 @@ public static class Principals
         context.User.Identity is { IsAuthenticated: true, Name: { Length: > 0 } name } ? name : "";
 
     public static string ClientOf(HttpContext context) =>
-        OwnerOf(context) is { Length: > 0 } owner ? "user:" + owner : "ip:" + (context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+        OwnerOf(context) is { Length: > 0 } owner ? "user:" + owner : "ip:" + ClientAddress.KeyOf(context.Connection.RemoteIpAddress);
 
     /// <summary>The caller as the engine sees it: owner, quota key and the largest file its credentials allow.</summary>
     public static Caller CallerOf(HttpContext context) => new(OwnerOf(context), ClientOf(context), MaxFileSizeOf(context));

@@ -5,7 +5,7 @@ namespace ChunkUpload.Server.Security;
 /// <summary>
 /// Access control, section <c>Auth</c>. Off by default (local use). When on, every upload request must carry an API
 /// key (<c>X-Api-Key</c>, or <c>Authorization: ApiKey …</c>) or a signed upload token (<c>Authorization: Bearer …</c>,
-/// or <c>access_token=…</c> in the query string for links), and uploads belong to the principal they name.
+/// or <c>access_token=…</c> in the query string of a download link, GET /files/{id}), and uploads belong to the principal they name.
 /// </summary>
 public sealed class AuthOptions
 {
@@ -18,6 +18,9 @@ public sealed class AuthOptions
 
     /// <summary>Shared secret (at least 32 characters) with which the main application signs upload tokens (HMAC-SHA256).</summary>
     public string? TokenSigningKey { get; set; }
+
+    /// <summary>Tokens that expire further ahead than this (plus 30 s of clock skew) are refused.</summary>
+    public TimeSpan MaxTokenLifetime { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>Optional URL the server asks, when an upload starts and again when it completes, whether it may go on.</summary>
     public Uri? AuthorizationUrl { get; set; }

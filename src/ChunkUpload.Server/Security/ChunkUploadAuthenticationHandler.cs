@@ -37,7 +37,12 @@ public sealed class ChunkUploadAuthenticationHandler(
         else if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
             bearer = authorization["Bearer ".Length..].Trim();
         else if (Request.Query.TryGetValue("access_token", out var fromQuery))
+        {
+            // Only download links carry a token in the URL (URLs end up in logs, histories and Referer headers).
+            if (!IsDownload(Request))
+                return Task.FromResult(AuthenticateResult.Fail("A token in the query string (access_token) is accepted only for downloads (GET /files/{id}); send it as Authorization: Bearer."));
             bearer = fromQuery.ToString();
+        }
 
         if (apiKey is not null)
         {
@@ -51,14 +56,17 @@ public sealed class ChunkUploadAuthenticationHandler(
         {
             if (string.IsNullOrEmpty(settings.TokenSigningKey))
                 return Task.FromResult(AuthenticateResult.Fail("This server accepts no upload tokens."));
-            var claims = UploadTokens.Verify(settings.TokenSigningKey, bearer, time.GetUtcNow());
+            var claims = UploadTokens.Verify(settings.TokenSigningKey, bearer, time.GetUtcNow(), settings.MaxTokenLifetime);
             return Task.FromResult(claims is null
-                ? AuthenticateResult.Fail("The upload token is not valid or has expired.")
+                ? AuthenticateResult.Fail("The upload token is not valid, has expired, or lives longer than this server accepts (Auth:MaxTokenLifetime).")
                 : Success(claims.Subject, claims.MaxFileSize));
         }
 
         return Task.FromResult(AuthenticateResult.NoResult());
     }
+
+    private static bool IsDownload(HttpRequest request) =>
+        (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method)) && request.Path.StartsWithSegments("/files");
 
     private static AuthenticateResult Success(string owner, long? maxFileSize)
     {

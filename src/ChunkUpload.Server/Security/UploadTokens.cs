@@ -22,8 +22,15 @@ public static class UploadTokens
         return payload + "." + Base64Url.EncodeToString(Sign(secret, payload));
     }
 
-    /// <summary>The claims of a valid, unexpired token; null for anything else (never throws on hostile input).</summary>
-    public static UploadTokenClaims? Verify(string secret, string token, DateTimeOffset now)
+    /// <summary>Clocks of the issuer and of this server may disagree by this much.</summary>
+    public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The claims of a valid, unexpired token; null for anything else (never throws on hostile input). A token that
+    /// expired less than <see cref="ClockSkew"/> ago is still valid; one that expires further ahead than
+    /// <paramref name="maxLifetime"/> (plus the skew) is not: a leaked long-lived token would be a standing key.
+    /// </summary>
+    public static UploadTokenClaims? Verify(string secret, string token, DateTimeOffset now, TimeSpan? maxLifetime = null)
     {
         if (token.Length > 4096 || !token.StartsWith(Prefix, StringComparison.Ordinal))
             return null;
@@ -56,7 +63,8 @@ public static class UploadTokens
         }
 
         if (claims is null || string.IsNullOrWhiteSpace(claims.Subject) || claims.Subject.Length > 256
-            || claims.ExpiresAt <= now.ToUnixTimeSeconds() || claims.MaxFileSize is < 0)
+            || claims.ExpiresAt <= (now - ClockSkew).ToUnixTimeSeconds() || claims.MaxFileSize is < 0
+            || (maxLifetime is { } max && claims.ExpiresAt > (now + max + ClockSkew).ToUnixTimeSeconds()))
             return null;
         return claims;
     }
