@@ -167,7 +167,13 @@ public sealed class UploadEngine
         if (record is null)
             return null;
         if (record.State == UploadState.Receiving)
-            return (await LoadAsync(key, cancellationToken))?.Snapshot(ExpiryOf);
+        {
+            if (await LoadAsync(key, cancellationToken) is { } loaded)
+                return loaded.Snapshot(ExpiryOf);
+            // Finished (or deleted) between the two reads, as the last bytes land: the store says which.
+            record = await _metadata.FindAsync(key, cancellationToken);
+            return record is null or { State: UploadState.Receiving } ? null : SnapshotOf(record);
+        }
         return SnapshotOf(record);
     }
 
