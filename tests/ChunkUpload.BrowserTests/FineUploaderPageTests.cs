@@ -2,6 +2,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using ChunkUpload.BrowserTests.Infrastructure;
 using ChunkUpload.Testing;
 using Microsoft.Playwright;
 using Xunit.Abstractions;
@@ -353,31 +354,9 @@ public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestO
         return row;
     }
 
-    private async Task<JsonNode?> ServerStatusAsync(string uuid)
-    {
-        using var response = await fixture.Server.Http.GetAsync(new Uri("uploads/" + uuid, UriKind.Relative));
-        return response.StatusCode == HttpStatusCode.OK ? JsonNode.Parse(await response.Content.ReadAsStringAsync()) : null;
-    }
+    private Task<JsonNode?> ServerStatusAsync(string uuid) => ServerStatus.GetAsync(fixture.Server.Http, uuid);
 
-    private async Task WaitForServerAsync(string uuid, Func<JsonNode, bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            var status = await ServerStatusAsync(uuid);
-            if (status is not null && condition(status))
-            {
-                return;
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"server status of {uuid} never matched; last: {status?.ToJsonString() ?? "404"}");
-            }
-
-            await Task.Delay(50);
-        }
-    }
+    private Task WaitForServerAsync(string uuid, Func<JsonNode, bool> condition) => ServerStatus.WaitForAsync(fixture.Server.Http, uuid, condition);
 
     private string CreateFile(string name, int size) => TestFiles.Create(fixture.WorkDirectory, name, size);
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using ChunkUpload.BrowserTests.Infrastructure;
 using ChunkUpload.Testing;
 using Microsoft.Playwright;
 using Xunit.Abstractions;
@@ -390,38 +391,12 @@ public sealed partial class NginxDeploymentTests(BrowserFixture browser, NginxDe
         }
     }
 
-    private async Task<JsonNode?> ServerStatusAsync(string file)
-    {
-        using var response = await deployment.Server.Http.GetAsync(new Uri("uploads/" + Uri.EscapeDataString(Identifier(file)), UriKind.Relative));
-        return response.StatusCode == HttpStatusCode.OK ? JsonNode.Parse(await response.Content.ReadAsStringAsync()) : null;
-    }
+    private Task<JsonNode?> ServerStatusAsync(string file) => ServerStatus.GetAsync(deployment.Server.Http, Identifier(file));
 
-    private async Task WaitForServerAsync(string file, Func<JsonNode, bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            var status = await ServerStatusAsync(file);
-            if (status is not null && condition(status))
-            {
-                return;
-            }
+    private Task WaitForServerAsync(string file, Func<JsonNode, bool> condition) =>
+        ServerStatus.WaitForAsync(deployment.Server.Http, Identifier(file), condition, () => deployment.NginxLog);
 
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"server status of {Path.GetFileName(file)} never matched; last: {status?.ToJsonString() ?? "404"}\n{deployment.NginxLog}");
-            }
-
-            await Task.Delay(50);
-        }
-    }
-
-    /// <summary>resumable.js's default identifier: size-name without chars outside [0-9a-zA-Z_-].</summary>
-    private static string Identifier(string file) =>
-        new FileInfo(file).Length.ToString(CultureInfo.InvariantCulture) + "-" + IdentifierJunk().Replace(Path.GetFileName(file), "");
-
-    [GeneratedRegex("[^0-9a-zA-Z_-]")]
-    private static partial Regex IdentifierJunk();
+    private static string Identifier(string file) => ServerStatus.ResumableIdentifier(file);
 
     private string CreateFile(string name, int size) => TestFiles.Create(browser.WorkDirectory, name, size);
 }
