@@ -46,7 +46,9 @@ public sealed class StorageFaultClusterTests(ITestOutputHelper output)
         try
         {
             using var server = ServerProcess.Start(root, Cluster.Arguments(settings));
-            await ClusterChecks.WaitForAsync(() => server.HasExited, exited => exited, TimeSpan.FromSeconds(90), "the misconfigured node to exit");
+            // The process may exit before its last output lines are read: wait for the reason too.
+            await ClusterChecks.WaitForAsync(() => server.HasExited && server.LogTail.Contains("Storage:Nodes=3", StringComparison.Ordinal), done => done,
+                TimeSpan.FromSeconds(90), "the misconfigured node to exit and say why");
             string log = server.LogTail;
             string reason = log.Split('\n').FirstOrDefault(l => l.Contains("Storage:Nodes=3", StringComparison.Ordinal)) ?? "";
             _figures.Line($"Storage:Nodes=3, Metadata={metadata}, Data={data}: exited; {reason.Trim()}");
