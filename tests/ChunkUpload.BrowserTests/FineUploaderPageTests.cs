@@ -18,7 +18,6 @@ namespace ChunkUpload.BrowserTests;
 public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestOutputHelper output) : IAsyncLifetime
 {
     private const int MiB = 1024 * 1024;
-    private static readonly TimeSpan UploadTimeout = TimeSpan.FromMinutes(3);
 
     private readonly List<string> _partBodies = [];
     private IBrowserContext _context = null!;
@@ -30,21 +29,7 @@ public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestO
 
     public async Task InitializeAsync()
     {
-        _context = await fixture.Browser.NewContextAsync(new BrowserNewContextOptions
-        {
-            BaseURL = fixture.Server.BaseUri.ToString(),
-            ViewportSize = new ViewportSize { Width = 1000, Height = 900 },
-        });
-        _context.SetDefaultTimeout(30_000);
-        _page = await _context.NewPageAsync();
-        _page.Console += (_, message) =>
-        {
-            if (message.Type == "error")
-            {
-                output.WriteLine($"[browser console] {message.Text}");
-            }
-        };
-        _page.PageError += (_, error) => output.WriteLine($"[page error] {error}");
+        (_context, _page) = await BrowserPage.NewAsync(fixture.Browser, fixture.Server.BaseUri, output);
         _page.Request += (_, request) =>
         {
             if (IsPartPost(request))
@@ -75,7 +60,7 @@ public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestO
     {
         const int parts = 11;
         var file = CreateFile("fu-concurrent.bin", (10 * MiB) + 777);
-        await UseChunkSizeAsync(MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, MiB);
         await WatchUploadsAsync(TimeSpan.FromMilliseconds(150));
         await OpenPageAsync();
 
@@ -107,7 +92,7 @@ public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestO
     public async Task A_part_that_fails_once_with_500_is_retried_and_the_file_completes()
     {
         var file = CreateFile("fu-flaky.bin", (6 * MiB) + 5);
-        await UseChunkSizeAsync(MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, MiB);
         var failuresLeft = 1;
         await _page.RouteAsync(IsPartUrl, async route =>
         {
@@ -123,13 +108,13 @@ public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestO
                 Interlocked.Increment(ref _partPosts);
             }
 
-            await ContinueAsync(route);
+            await BrowserPage.ContinueAsync(route);
         });
         await OpenPageAsync();
 
         await _page.Locator("#file-input").SetInputFilesAsync(file);
         var row = Row(file);
-        await Expect(row.Locator(".status")).ToContainTextAsync(RetryingInSeconds(), new() { Timeout = 20_000 });
+        await Expect(row.Locator(".status")).ToContainTextAsync(BrowserPage.RetryingInSeconds(), new() { Timeout = 20_000 });
         await Expect(row.Locator(".status")).ToContainTextAsync("The server had a problem (HTTP 500).");
         await WaitForStateAsync(file, "complete");
         await Expect(row.Locator(".sha256")).ToHaveTextAsync(TestFiles.Sha256(file));
@@ -143,15 +128,14 @@ public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestO
     {
         const int parts = 32;
         var file = CreateFile("fu-reload.bin", parts * MiB);
-        await UseChunkSizeAsync(MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, MiB);
         await WatchUploadsAsync(TimeSpan.FromMilliseconds(300));
         await OpenPageAsync();
 
         await _page.Locator("#file-input").SetInputFilesAsync(file);
         var uuid = await UuidOfAsync(Row(file));
         await WaitForServerAsync(uuid, status => status["receivedChunks"]!.GetValue<int>() >= 10);
-        await _page.ReloadAsync();
-        await Expect(_page.Locator("html")).ToHaveAttributeAsync("data-ready", "true");
+        await BrowserPage.ReloadAsync(_page);
         Assert.Equal(1, await ResumeRecordsAsync());
         var missing = (await ServerStatusAsync(uuid))!["missingChunks"]!.AsArray().Count;
         output.WriteLine($"after reload: {parts - missing} of {parts} parts on the server");
@@ -164,7 +148,7 @@ public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestO
         await _page.Locator("#file-input").SetInputFilesAsync(file);
         var row = Row(file);
         Assert.Equal(uuid, await UuidOfAsync(row)); // the library took the uuid from its record
-        await Expect(row.Locator(".note")).ToContainTextAsync(ResumingPercent());
+        await Expect(row.Locator(".note")).ToContainTextAsync(BrowserPage.ResumingPercent());
         await WaitForStateAsync(file, "complete");
         await Expect(row.Locator(".sha256")).ToHaveTextAsync(TestFiles.Sha256(file));
 
@@ -186,7 +170,7 @@ public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestO
     {
         const int parts = 5;
         var file = CreateFile("fu-lost-part.bin", (4 * MiB) + 99);
-        await UseChunkSizeAsync(MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, MiB);
         var swallowed = 0;
         await _page.RouteAsync(IsPartUrl, async route =>
         {
@@ -198,12 +182,12 @@ public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestO
                 return;
             }
 
-            await ContinueAsync(route);
+            await BrowserPage.ContinueAsync(route);
         });
-        await _page.RouteAsync(url => new Uri(url).AbsolutePath == "/fineuploader/done", async route =>
+        await _page.RouteAsync(BrowserPage.PathIs("/fineuploader/done"), async route =>
         {
             Interlocked.Increment(ref _donePosts);
-            await ContinueAsync(route);
+            await BrowserPage.ContinueAsync(route);
         });
         await OpenPageAsync();
 
@@ -222,15 +206,14 @@ public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestO
     {
         const int parts = 16;
         var file = CreateFile("fu-forgotten.bin", parts * MiB);
-        await UseChunkSizeAsync(MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, MiB);
         await WatchUploadsAsync(TimeSpan.FromMilliseconds(300));
         await OpenPageAsync();
 
         await _page.Locator("#file-input").SetInputFilesAsync(file);
         var uuid = await UuidOfAsync(Row(file));
         await WaitForServerAsync(uuid, status => status["receivedChunks"]!.GetValue<int>() >= 4);
-        await _page.ReloadAsync();
-        await Expect(_page.Locator("html")).ToHaveAttributeAsync("data-ready", "true");
+        await BrowserPage.ReloadAsync(_page);
         Assert.Equal(1, await ResumeRecordsAsync());
         using (var delete = await fixture.Server.Http.DeleteAsync(new Uri("uploads/" + uuid, UriKind.Relative)))
         {
@@ -260,31 +243,14 @@ public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestO
 
     private static bool IsPartPost(IRequest request) => request.Method == "POST" && IsPartUrl(request.Url);
 
-    [GeneratedRegex(@"Retrying in \d+ s")]
-    private static partial Regex RetryingInSeconds();
-
-    [GeneratedRegex(@"resuming: \d+% already on the server")]
-    private static partial Regex ResumingPercent();
-
     [GeneratedRegex("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")]
     private static partial Regex UuidPattern();
 
     private async Task OpenPageAsync()
     {
-        await _page.GotoAsync("/?lib=fineuploader");
-        await Expect(_page.Locator("html")).ToHaveAttributeAsync("data-ready", "true");
+        await BrowserPage.OpenAsync(_page, "/?lib=fineuploader");
         await Expect(_page.Locator("#library-name")).ToHaveTextAsync("Fine Uploader");
     }
-
-    /// <summary>Serves GET /config with a smaller chunk size, so a test file has many parts.</summary>
-    private async Task UseChunkSizeAsync(int chunkSize) =>
-        await _page.RouteAsync(url => new Uri(url).AbsolutePath == "/config", async route =>
-        {
-            var response = await route.FetchAsync();
-            var config = JsonNode.Parse(await response.TextAsync())!;
-            config["chunkSize"] = chunkSize;
-            await route.FulfillAsync(new RouteFulfillOptions { Response = response, Body = config.ToJsonString() });
-        });
 
     /// <summary>Counts part and done POSTs, keeps each part's parameters, and holds each part like a slow uplink.</summary>
     private async Task WatchUploadsAsync(TimeSpan delay) =>
@@ -310,20 +276,8 @@ public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestO
                 Interlocked.Increment(ref _donePosts);
             }
 
-            await ContinueAsync(route);
+            await BrowserPage.ContinueAsync(route);
         });
-
-    private static async Task ContinueAsync(IRoute route)
-    {
-        try
-        {
-            await route.ContinueAsync();
-        }
-        catch (PlaywrightException)
-        {
-            // the page aborted the request (reload, abort of sibling parts) while it was held
-        }
-    }
 
     private ILocator Row(string file) =>
         _page.Locator("li.file").Filter(new() { Has = _page.Locator(".name", new() { HasTextString = Path.GetFileName(file) }) });
@@ -337,22 +291,8 @@ public sealed partial class FineUploaderPageTests(BrowserFixture fixture, ITestO
     private Task<int> ResumeRecordsAsync() =>
         _page.EvaluateAsync<int>("Object.keys(localStorage).filter(k => k.indexOf('qqtraditionalresume') === 0).length");
 
-    private async Task<ILocator> WaitForStateAsync(string file, string state)
-    {
-        var row = Row(file);
-        try
-        {
-            await Expect(row).ToHaveAttributeAsync("data-state", state, new() { Timeout = (float)UploadTimeout.TotalMilliseconds });
-        }
-        catch (PlaywrightException)
-        {
-            output.WriteLine("row status: " + await row.Locator(".status").TextContentAsync());
-            output.WriteLine("server log:\n" + fixture.Server.Log);
-            throw;
-        }
-
-        return row;
-    }
+    private Task<ILocator> WaitForStateAsync(string file, string state) =>
+        BrowserPage.WaitForStateAsync(Row(file), state, output, fixture.Server);
 
     private Task<JsonNode?> ServerStatusAsync(string uuid) => ServerStatus.GetAsync(fixture.Server.Http, uuid);
 

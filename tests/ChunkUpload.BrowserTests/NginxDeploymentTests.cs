@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using ChunkUpload.BrowserTests.Infrastructure;
 using ChunkUpload.Testing;
 using Microsoft.Playwright;
@@ -15,11 +14,10 @@ namespace ChunkUpload.BrowserTests;
 /// site configuration, over TLS, and the page driven in Chromium through nginx.
 /// </summary>
 [Collection(BrowserCollection.Name)]
-public sealed partial class NginxDeploymentTests(BrowserFixture browser, NginxDeployment deployment, ITestOutputHelper output)
+public sealed class NginxDeploymentTests(BrowserFixture browser, NginxDeployment deployment, ITestOutputHelper output)
     : IClassFixture<NginxDeployment>, IAsyncLifetime
 {
     private const int MiB = 1024 * 1024;
-    private static readonly TimeSpan UploadTimeout = TimeSpan.FromMinutes(3);
 
     // URL file name under /lib -> the npm file the build copies there (webpage.targets).
     private static readonly Dictionary<string, string> Libraries = new(StringComparer.Ordinal)
@@ -38,27 +36,11 @@ public sealed partial class NginxDeploymentTests(BrowserFixture browser, NginxDe
 
     public async Task InitializeAsync()
     {
-        _context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions
-        {
-            BaseURL = deployment.ProxyUri.ToString(),
-            // nginx's certificate is self-signed for this test.
-            IgnoreHTTPSErrors = true,
-            AcceptDownloads = true,
-            ViewportSize = new ViewportSize { Width = 1000, Height = 900 },
-        });
-        _context.SetDefaultTimeout(30_000);
-        _page = await _context.NewPageAsync();
-        _page.Console += (_, message) =>
-        {
-            if (message.Type == "error")
-            {
-                output.WriteLine($"[browser console] {message.Text}");
-            }
-        };
-        _page.PageError += (_, error) => output.WriteLine($"[page error] {error}");
+        // nginx's certificate is self-signed for this test.
+        (_context, _page) = await BrowserPage.NewAsync(browser.Browser, deployment.ProxyUri, output, options => options.IgnoreHTTPSErrors = true);
         _page.Response += (_, response) =>
         {
-            if (response.Request.Method == "POST" && IsUploadUrl(response.Url))
+            if (response.Request.Method == "POST" && BrowserPage.IsUploadUrl(response.Url))
             {
                 lock (_chunkStatuses)
                 {
@@ -131,14 +113,13 @@ public sealed partial class NginxDeploymentTests(BrowserFixture browser, NginxDe
     {
         const int chunks = 40;
         var file = CreateFile("through-nginx.bin", chunks * MiB);
-        await UseChunkSizeAsync(MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, MiB);
         await SlowDownChunkPostsAsync(TimeSpan.FromMilliseconds(300));
         await OpenPageAsync();
 
         await _page.Locator("#file-input").SetInputFilesAsync(file);
         await WaitForServerAsync(file, status => status["receivedChunks"]!.GetValue<int>() >= 10);
-        await _page.ReloadAsync();
-        await Expect(_page.Locator("html")).ToHaveAttributeAsync("data-ready", "true");
+        await BrowserPage.ReloadAsync(_page);
         Interlocked.Exchange(ref _chunkPosts, 0);
 
         var before = await ServerStatusAsync(file);
@@ -149,7 +130,7 @@ public sealed partial class NginxDeploymentTests(BrowserFixture browser, NginxDe
         // Selecting the same file again resumes it: the chunk tests (through nginx) skip what the server has.
         await _page.Locator("#file-input").SetInputFilesAsync(file);
         var row = Row(file);
-        await Expect(row.Locator(".note")).ToContainTextAsync(ResumingPercent());
+        await Expect(row.Locator(".note")).ToContainTextAsync(BrowserPage.ResumingPercent());
         await WaitForStateAsync(file, "complete");
         var expected = TestFiles.Sha256(file);
         await Expect(row.Locator(".sha256")).ToHaveTextAsync(expected);
@@ -167,7 +148,7 @@ public sealed partial class NginxDeploymentTests(BrowserFixture browser, NginxDe
     public async Task Upload_through_nginx_rides_out_a_server_restart_answered_502_and_completes_by_itself()
     {
         var file = CreateFile("server-restart.bin", 24 * MiB);
-        await UseChunkSizeAsync(MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, MiB);
         await SlowDownChunkPostsAsync(TimeSpan.FromMilliseconds(300));
         await OpenPageAsync();
 
@@ -178,7 +159,7 @@ public sealed partial class NginxDeploymentTests(BrowserFixture browser, NginxDe
         await deployment.Server.StopAsync();
         var row = Row(file);
         await Expect(row.Locator(".status")).ToContainTextAsync("HTTP 502", new() { Timeout = 30_000 });
-        await Expect(row.Locator(".status")).ToContainTextAsync(RetryingInSeconds());
+        await Expect(row.Locator(".status")).ToContainTextAsync(BrowserPage.RetryingInSeconds());
 
         // Restarted on the same port (systemd's Restart=on-failure): the upload goes on with no one touching it.
         await deployment.Server.RestartAsync(samePort: true);
@@ -317,10 +298,8 @@ public sealed partial class NginxDeploymentTests(BrowserFixture browser, NginxDe
 
     private async Task AssertDownloadThroughNginxAsync(ILocator row, string file, string expected)
     {
-        var download = await _page.RunAndWaitForDownloadAsync(() => row.Locator("a.download").ClickAsync());
+        var (download, saved) = await BrowserPage.DownloadAsync(row, browser.WorkDirectory);
         Assert.StartsWith(deployment.ProxyUri.ToString(), download.Url, StringComparison.Ordinal);
-        var saved = Path.Combine(browser.WorkDirectory, "downloaded-" + Guid.NewGuid().ToString("N"));
-        await download.SaveAsAsync(saved);
         Assert.Equal(new FileInfo(file).Length, new FileInfo(saved).Length);
         Assert.Equal(expected, TestFiles.Sha256(saved));
         Assert.Equal(Path.GetFileName(file), download.SuggestedFilename);
@@ -329,67 +308,16 @@ public sealed partial class NginxDeploymentTests(BrowserFixture browser, NginxDe
     private int ChunkPostsInAccessLog() =>
         deployment.AccessLog().Split('\n').Count(line => line.Contains("\"POST /upload?", StringComparison.Ordinal));
 
-    private static bool IsUploadUrl(string url) => new Uri(url).AbsolutePath == "/upload";
-
-    [GeneratedRegex(@"Retrying in \d+ s")]
-    private static partial Regex RetryingInSeconds();
-
-    [GeneratedRegex(@"resuming: \d+% already on the server")]
-    private static partial Regex ResumingPercent();
-
-    private async Task OpenPageAsync()
-    {
-        await _page.GotoAsync("/");
-        await Expect(_page.Locator("html")).ToHaveAttributeAsync("data-ready", "true");
-    }
-
-    /// <summary>Serves GET /config with a smaller chunk size, so a test file has many chunks.</summary>
-    private async Task UseChunkSizeAsync(int chunkSize) =>
-        await _page.RouteAsync(url => new Uri(url).AbsolutePath == "/config", async route =>
-        {
-            var response = await route.FetchAsync();
-            var config = JsonNode.Parse(await response.TextAsync())!;
-            config["chunkSize"] = chunkSize;
-            await route.FulfillAsync(new RouteFulfillOptions { Response = response, Body = config.ToJsonString() });
-        });
+    private Task OpenPageAsync() => BrowserPage.OpenAsync(_page, "/");
 
     /// <summary>Counts chunk POSTs and holds each for a while, like a slow uplink, so a test can act mid-upload.</summary>
-    private async Task SlowDownChunkPostsAsync(TimeSpan delay) =>
-        await _page.RouteAsync(IsUploadUrl, async route =>
-        {
-            if (route.Request.Method == "POST")
-            {
-                Interlocked.Increment(ref _chunkPosts);
-                await Task.Delay(delay);
-            }
+    private Task SlowDownChunkPostsAsync(TimeSpan delay) =>
+        BrowserPage.SlowDownChunkPostsAsync(_page, delay, () => Interlocked.Increment(ref _chunkPosts));
 
-            try
-            {
-                await route.ContinueAsync();
-            }
-            catch (PlaywrightException)
-            {
-                // the page aborted the request (reload) while it was held
-            }
-        });
+    private ILocator Row(string file) => BrowserPage.ResumableRow(_page, file);
 
-    private ILocator Row(string file) => _page.Locator($"li.file[data-id=\"{Identifier(file)}\"]");
-
-    private async Task WaitForStateAsync(string file, string state)
-    {
-        var row = Row(file);
-        try
-        {
-            await Expect(row).ToHaveAttributeAsync("data-state", state, new() { Timeout = (float)UploadTimeout.TotalMilliseconds });
-        }
-        catch (PlaywrightException)
-        {
-            output.WriteLine("row status: " + await row.Locator(".status").TextContentAsync());
-            output.WriteLine("server log:\n" + deployment.Server.Log);
-            output.WriteLine(deployment.NginxLog);
-            throw;
-        }
-    }
+    private Task<ILocator> WaitForStateAsync(string file, string state) =>
+        BrowserPage.WaitForStateAsync(Row(file), state, output, deployment.Server, () => deployment.NginxLog);
 
     private Task<JsonNode?> ServerStatusAsync(string file) => ServerStatus.GetAsync(deployment.Server.Http, Identifier(file));
 

@@ -1,4 +1,5 @@
 using System.Net;
+using ChunkUpload.BrowserTests.Infrastructure;
 using Microsoft.Playwright;
 using static Microsoft.Playwright.Assertions;
 
@@ -42,7 +43,7 @@ public sealed partial class UploadPageTests
     public async Task On_the_server_shows_an_upload_in_progress_with_its_progress_growing()
     {
         var file = CreateFile("growing-on-server.bin", 16 * MiB);
-        await UseChunkSizeAsync(MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, MiB);
         await SlowDownChunkPostsAsync(TimeSpan.FromMilliseconds(400));
         await OpenPageAsync();
 
@@ -58,7 +59,7 @@ public sealed partial class UploadPageTests
             "([id, before]) => { const r = document.querySelector(`#server-list tr[data-id=\"${id}\"]`); return r && r.querySelector('progress').value > before; }",
             new object[] { Identifier(file), first },
             new PageWaitForFunctionOptions { Timeout = 30_000 });
-        await Expect(row).ToHaveAttributeAsync("data-state", "complete", new() { Timeout = (float)UploadTimeout.TotalMilliseconds });
+        await Expect(row).ToHaveAttributeAsync("data-state", "complete", new() { Timeout = (float)BrowserPage.UploadTimeout.TotalMilliseconds });
         await Expect(row.Locator(".percent")).ToHaveTextAsync("100%");
     }
 

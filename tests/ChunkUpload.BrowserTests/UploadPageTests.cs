@@ -1,7 +1,5 @@
-using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using ChunkUpload.BrowserTests.Infrastructure;
 using ChunkUpload.Testing;
 using Microsoft.Playwright;
@@ -15,31 +13,12 @@ namespace ChunkUpload.BrowserTests;
 public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputHelper output) : IAsyncLifetime
 {
     private const int MiB = 1024 * 1024;
-    private static readonly TimeSpan UploadTimeout = TimeSpan.FromMinutes(3);
 
     private IBrowserContext _context = null!;
     private IPage _page = null!;
     private int _chunkPosts;
 
-    public async Task InitializeAsync()
-    {
-        _context = await fixture.Browser.NewContextAsync(new BrowserNewContextOptions
-        {
-            BaseURL = fixture.Server.BaseUri.ToString(),
-            AcceptDownloads = true,
-            ViewportSize = new ViewportSize { Width = 1000, Height = 900 },
-        });
-        _context.SetDefaultTimeout(30_000);
-        _page = await _context.NewPageAsync();
-        _page.Console += (_, message) =>
-        {
-            if (message.Type == "error")
-            {
-                output.WriteLine($"[browser console] {message.Text}");
-            }
-        };
-        _page.PageError += (_, error) => output.WriteLine($"[page error] {error}");
-    }
+    public async Task InitializeAsync() => (_context, _page) = await BrowserPage.NewAsync(fixture.Browser, fixture.Server.BaseUri, output);
 
     public async Task DisposeAsync() => await _context.CloseAsync();
 
@@ -56,9 +35,7 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
         await Expect(row.Locator(".sha256")).ToHaveTextAsync(expected);
         await Expect(_page.Locator("#overall-progress")).ToHaveJSPropertyAsync("value", 1);
 
-        var download = await _page.RunAndWaitForDownloadAsync(() => row.Locator("a.download").ClickAsync());
-        var saved = Path.Combine(fixture.WorkDirectory, "downloaded-" + Guid.NewGuid().ToString("N"));
-        await download.SaveAsAsync(saved);
+        var (download, saved) = await BrowserPage.DownloadAsync(row, fixture.WorkDirectory);
         Assert.Equal(expected, Sha256(saved));
         Assert.Equal("big-32mib.bin", download.SuggestedFilename);
     }
@@ -67,7 +44,7 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
     public async Task Pause_stops_sending_and_resume_completes_the_upload()
     {
         var file = CreateFile("pause-me.bin", 24 * MiB);
-        await UseChunkSizeAsync(MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, MiB);
         await SlowDownChunkPostsAsync(TimeSpan.FromMilliseconds(300));
         await OpenPageAsync();
 
@@ -97,7 +74,7 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
     public async Task Cancel_removes_the_upload_from_the_server()
     {
         var file = CreateFile("cancel-me.bin", 24 * MiB);
-        await UseChunkSizeAsync(MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, MiB);
         await SlowDownChunkPostsAsync(TimeSpan.FromMilliseconds(300));
         await OpenPageAsync();
 
@@ -122,9 +99,9 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
     public async Task Chunk_posts_failing_for_a_while_are_retried_with_backoff_and_the_upload_completes()
     {
         var file = CreateFile("flaky-network.bin", 12 * MiB);
-        await UseChunkSizeAsync(2 * MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, 2 * MiB);
         var failuresLeft = 6;
-        await _page.RouteAsync(IsUploadUrl, async route =>
+        await _page.RouteAsync(BrowserPage.IsUploadUrl, async route =>
         {
             if (route.Request.Method == "POST" && Interlocked.Decrement(ref failuresLeft) >= 0)
             {
@@ -138,13 +115,13 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
                 return;
             }
 
-            await ContinueAsync(route);
+            await BrowserPage.ContinueAsync(route);
         });
         await OpenPageAsync();
 
         await _page.Locator("#file-input").SetInputFilesAsync(file);
         var row = Row(file);
-        await Expect(row.Locator(".status")).ToContainTextAsync(RetryingInSeconds(), new() { Timeout = 20_000 });
+        await Expect(row.Locator(".status")).ToContainTextAsync(BrowserPage.RetryingInSeconds(), new() { Timeout = 20_000 });
         await Expect(row.Locator(".status")).ToContainTextAsync("The server is busy; try again shortly.");
         await WaitForStateAsync(file, "complete");
         await Expect(row.Locator(".sha256")).ToHaveTextAsync(Sha256(file));
@@ -156,14 +133,13 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
     {
         const int chunks = 32;
         var file = CreateFile("reload-me.bin", chunks * MiB);
-        await UseChunkSizeAsync(MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, MiB);
         await SlowDownChunkPostsAsync(TimeSpan.FromMilliseconds(300));
         await OpenPageAsync();
 
         await _page.Locator("#file-input").SetInputFilesAsync(file);
         await WaitForServerAsync(file, status => status["receivedChunks"]!.GetValue<int>() >= 10);
-        await _page.ReloadAsync();
-        await Expect(_page.Locator("html")).ToHaveAttributeAsync("data-ready", "true");
+        await BrowserPage.ReloadAsync(_page);
         Interlocked.Exchange(ref _chunkPosts, 0);
 
         var before = await ServerStatusAsync(file);
@@ -174,7 +150,7 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
 
         await _page.Locator("#file-input").SetInputFilesAsync(file);
         var row = Row(file);
-        await Expect(row.Locator(".note")).ToContainTextAsync(ResumingPercent());
+        await Expect(row.Locator(".note")).ToContainTextAsync(BrowserPage.ResumingPercent());
         await WaitForStateAsync(file, "complete");
         await Expect(row.Locator(".sha256")).ToHaveTextAsync(Sha256(file));
 
@@ -204,9 +180,7 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
         var status = await ServerStatusAsync(unicode);
         Assert.Equal("résumé 東京.bin", status!["fileName"]!.GetValue<string>());
 
-        var download = await _page.RunAndWaitForDownloadAsync(() => unicodeRow.Locator("a.download").ClickAsync());
-        var saved = Path.Combine(fixture.WorkDirectory, "downloaded-" + Guid.NewGuid().ToString("N"));
-        await download.SaveAsAsync(saved);
+        var (download, saved) = await BrowserPage.DownloadAsync(unicodeRow, fixture.WorkDirectory);
         Assert.Equal(Sha256(unicode), Sha256(saved));
         Assert.Equal("résumé 東京.bin", download.SuggestedFilename);
 
@@ -222,9 +196,9 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
     {
         var file = CreateFile("via-flow.bin", (10 * MiB) + 777);
         var empty = CreateFile("flow-empty.bin", 0);
-        await UseChunkSizeAsync(2 * MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, 2 * MiB);
         var postUrls = new List<string>();
-        await _page.RouteAsync(IsUploadUrl, async route =>
+        await _page.RouteAsync(BrowserPage.IsUploadUrl, async route =>
         {
             if (route.Request.Method == "POST")
             {
@@ -234,7 +208,7 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
                 }
             }
 
-            await ContinueAsync(route);
+            await BrowserPage.ContinueAsync(route);
         });
         await OpenPageAsync("/?lib=flow");
         await Expect(_page.Locator("#library-name")).ToHaveTextAsync("flow.js");
@@ -256,7 +230,7 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
     public async Task A_permanent_server_error_is_shown_in_words_from_the_problem_detail()
     {
         var file = CreateFile("conflict.bin", 3 * MiB);
-        await _page.RouteAsync(IsUploadUrl, async route =>
+        await _page.RouteAsync(BrowserPage.IsUploadUrl, async route =>
         {
             if (route.Request.Method == "POST")
             {
@@ -269,7 +243,7 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
                 return;
             }
 
-            await ContinueAsync(route);
+            await BrowserPage.ContinueAsync(route);
         });
         await OpenPageAsync();
 
@@ -318,73 +292,16 @@ public sealed partial class UploadPageTests(BrowserFixture fixture, ITestOutputH
 
     // ---------- helpers ----------
 
-    private static bool IsUploadUrl(string url) => new Uri(url).AbsolutePath == "/upload";
-
-    [GeneratedRegex(@"Retrying in \d+ s")]
-    private static partial Regex RetryingInSeconds();
-
-    [GeneratedRegex(@"resuming: \d+% already on the server")]
-    private static partial Regex ResumingPercent();
-
-    private async Task OpenPageAsync(string path = "/")
-    {
-        await _page.GotoAsync(path);
-        await Expect(_page.Locator("html")).ToHaveAttributeAsync("data-ready", "true");
-    }
-
-    /// <summary>Serves GET /config with a smaller chunk size, so a test file has many chunks.</summary>
-    private async Task UseChunkSizeAsync(int chunkSize) =>
-        await _page.RouteAsync(url => new Uri(url).AbsolutePath == "/config", async route =>
-        {
-            var response = await route.FetchAsync();
-            var config = JsonNode.Parse(await response.TextAsync())!;
-            config["chunkSize"] = chunkSize;
-            await route.FulfillAsync(new RouteFulfillOptions { Response = response, Body = config.ToJsonString() });
-        });
+    private Task OpenPageAsync(string path = "/") => BrowserPage.OpenAsync(_page, path);
 
     /// <summary>Counts chunk POSTs and holds each for a while, like a slow uplink, so a test can act mid-upload.</summary>
-    private async Task SlowDownChunkPostsAsync(TimeSpan delay) =>
-        await _page.RouteAsync(IsUploadUrl, async route =>
-        {
-            if (route.Request.Method == "POST")
-            {
-                Interlocked.Increment(ref _chunkPosts);
-                await Task.Delay(delay);
-            }
+    private Task SlowDownChunkPostsAsync(TimeSpan delay) =>
+        BrowserPage.SlowDownChunkPostsAsync(_page, delay, () => Interlocked.Increment(ref _chunkPosts));
 
-            await ContinueAsync(route);
-        });
+    private ILocator Row(string file) => BrowserPage.ResumableRow(_page, file);
 
-    private static async Task ContinueAsync(IRoute route)
-    {
-        try
-        {
-            await route.ContinueAsync();
-        }
-        catch (PlaywrightException)
-        {
-            // the page aborted the request (pause, cancel, reload) while it was held
-        }
-    }
-
-    private ILocator Row(string file) => _page.Locator($"li.file[data-id=\"{Identifier(file)}\"]");
-
-    private async Task<ILocator> WaitForStateAsync(string file, string state)
-    {
-        var row = Row(file);
-        try
-        {
-            await Expect(row).ToHaveAttributeAsync("data-state", state, new() { Timeout = (float)UploadTimeout.TotalMilliseconds });
-        }
-        catch (PlaywrightException)
-        {
-            output.WriteLine("row status: " + await row.Locator(".status").TextContentAsync());
-            output.WriteLine("server log:\n" + fixture.Server.Log);
-            throw;
-        }
-
-        return row;
-    }
+    private Task<ILocator> WaitForStateAsync(string file, string state) =>
+        BrowserPage.WaitForStateAsync(Row(file), state, output, fixture.Server);
 
     private Task<JsonNode?> ServerStatusAsync(string file) => ServerStatus.GetAsync(fixture.Server.Http, Identifier(file));
 

@@ -1,7 +1,6 @@
 using System.Globalization;
-using System.Net;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
+using ChunkUpload.BrowserTests.Infrastructure;
 using ChunkUpload.Testing;
 using Microsoft.Playwright;
 using Xunit.Abstractions;
@@ -14,34 +13,17 @@ namespace ChunkUpload.BrowserTests;
 /// bundle), driven in Chromium against the real server's /tus endpoint.
 /// </summary>
 [Collection(BrowserCollection.Name)]
-public sealed partial class UppyPageTests(BrowserFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+public sealed class UppyPageTests(BrowserFixture fixture, ITestOutputHelper output) : IAsyncLifetime
 {
     private const int MiB = 1024 * 1024;
-    private static readonly TimeSpan UploadTimeout = TimeSpan.FromMinutes(3);
 
     private readonly List<TusRequest> _tusRequests = [];
     private IBrowserContext _context = null!;
     private IPage _page = null!;
 
-    public async Task InitializeAsync()
-    {
-        _context = await fixture.Browser.NewContextAsync(new BrowserNewContextOptions
-        {
-            BaseURL = fixture.Server.BaseUri.ToString(),
-            AcceptDownloads = true,
-            ViewportSize = new ViewportSize { Width = 1000, Height = 1000 },
-        });
-        _context.SetDefaultTimeout(30_000);
-        _page = await _context.NewPageAsync();
-        _page.Console += (_, message) =>
-        {
-            if (message.Type == "error")
-            {
-                output.WriteLine($"[browser console] {message.Text}");
-            }
-        };
-        _page.PageError += (_, error) => output.WriteLine($"[page error] {error}");
-    }
+    public async Task InitializeAsync() =>
+        (_context, _page) = await BrowserPage.NewAsync(fixture.Browser, fixture.Server.BaseUri, output,
+            options => options.ViewportSize = new ViewportSize { Width = 1000, Height = 1000 });
 
     public async Task DisposeAsync() => await _context.CloseAsync();
 
@@ -60,9 +42,7 @@ public sealed partial class UppyPageTests(BrowserFixture fixture, ITestOutputHel
 
         var expected = Sha256(file);
         await Expect(row.Locator(".sha256")).ToHaveTextAsync(expected);
-        var download = await _page.RunAndWaitForDownloadAsync(() => row.Locator("a.download").ClickAsync());
-        var saved = Path.Combine(fixture.WorkDirectory, "downloaded-" + Guid.NewGuid().ToString("N"));
-        await download.SaveAsAsync(saved);
+        var (download, saved) = await BrowserPage.DownloadAsync(row, fixture.WorkDirectory);
         Assert.Equal(expected, Sha256(saved));
         Assert.Equal(name, download.SuggestedFilename);
 
@@ -88,15 +68,14 @@ public sealed partial class UppyPageTests(BrowserFixture fixture, ITestOutputHel
         const int size = 32 * MiB;
         const string name = "reload-me-uppy.bin";
         var file = CreateFile(name, size);
-        await UseChunkSizeAsync(MiB);
+        await BrowserPage.UseChunkSizeAsync(_page, MiB);
         await RecordTusRequestsAsync(TimeSpan.FromMilliseconds(300));
         await OpenPageAsync();
 
         await DashboardFileInput().SetInputFilesAsync(file);
         var serverId = await WaitForAsync(() => TusRequests().FirstOrDefault(r => r.Method == "PATCH") is { } p ? ServerIdOf(p.Url) : null);
         await WaitForServerAsync(serverId, status => status["offset"]!.GetValue<long>() >= 10 * MiB);
-        await _page.ReloadAsync();
-        await Expect(_page.Locator("html")).ToHaveAttributeAsync("data-ready", "true");
+        await BrowserPage.ReloadAsync(_page);
         lock (_tusRequests)
         {
             _tusRequests.Clear();
@@ -109,7 +88,7 @@ public sealed partial class UppyPageTests(BrowserFixture fixture, ITestOutputHel
 
         await DashboardFileInput().SetInputFilesAsync(file);
         var row = Row(name);
-        await Expect(row.Locator(".note")).ToContainTextAsync(ResumingPercent());
+        await Expect(row.Locator(".note")).ToContainTextAsync(BrowserPage.ResumingPercent());
         await WaitForStateAsync(name, "complete");
         await Expect(row.Locator(".sha256")).ToHaveTextAsync(Sha256(file));
 
@@ -136,7 +115,7 @@ public sealed partial class UppyPageTests(BrowserFixture fixture, ITestOutputHel
     {
         const string name = "refused-uppy.bin";
         var file = CreateFile(name, MiB);
-        await _page.RouteAsync(url => new Uri(url).AbsolutePath == "/tus", async route =>
+        await _page.RouteAsync(BrowserPage.PathIs("/tus"), async route =>
         {
             await route.FulfillAsync(new RouteFulfillOptions
             {
@@ -158,9 +137,6 @@ public sealed partial class UppyPageTests(BrowserFixture fixture, ITestOutputHel
 
     private sealed record TusRequest(string Method, string Url, long Offset, long BodyBytes, string Metadata);
 
-    [GeneratedRegex(@"resuming: \d+% already on the server")]
-    private static partial Regex ResumingPercent();
-
     private ILocator DashboardFileInput() => _page.Locator("input.uppy-Dashboard-input[name='files[]']:not([webkitdirectory])");
 
     private ILocator Row(string name) =>
@@ -178,20 +154,9 @@ public sealed partial class UppyPageTests(BrowserFixture fixture, ITestOutputHel
 
     private async Task OpenPageAsync()
     {
-        await _page.GotoAsync("/?lib=uppy");
-        await Expect(_page.Locator("html")).ToHaveAttributeAsync("data-ready", "true");
+        await BrowserPage.OpenAsync(_page, "/?lib=uppy");
         await Expect(_page.Locator("#uppy-dashboard .uppy-Dashboard")).ToBeVisibleAsync();
     }
-
-    /// <summary>Serves GET /config with a smaller chunk size (the page's tus PATCH size), so a file takes many PATCHes.</summary>
-    private async Task UseChunkSizeAsync(int chunkSize) =>
-        await _page.RouteAsync(url => new Uri(url).AbsolutePath == "/config", async route =>
-        {
-            var response = await route.FetchAsync();
-            var config = JsonNode.Parse(await response.TextAsync())!;
-            config["chunkSize"] = chunkSize;
-            await route.FulfillAsync(new RouteFulfillOptions { Response = response, Body = config.ToJsonString() });
-        });
 
     /// <summary>Records every tus request the page makes; holds each PATCH for <paramref name="patchDelay"/>, like a slow uplink.</summary>
     private async Task RecordTusRequestsAsync(TimeSpan patchDelay) =>
@@ -211,54 +176,24 @@ public sealed partial class UppyPageTests(BrowserFixture fixture, ITestOutputHel
                 await Task.Delay(patchDelay);
             }
 
-            try
-            {
-                await route.ContinueAsync();
-            }
-            catch (PlaywrightException)
-            {
-                // the page was reloaded while the request was held
-            }
+            await BrowserPage.ContinueAsync(route);
         });
 
-    private async Task<ILocator> WaitForStateAsync(string name, string state)
-    {
-        var row = Row(name);
-        try
-        {
-            await Expect(row).ToHaveAttributeAsync("data-state", state, new() { Timeout = (float)UploadTimeout.TotalMilliseconds });
-        }
-        catch (PlaywrightException)
-        {
-            output.WriteLine("row status: " + await row.Locator(".status").TextContentAsync());
-            output.WriteLine("server log:\n" + fixture.Server.Log);
-            throw;
-        }
+    private Task<ILocator> WaitForStateAsync(string name, string state) =>
+        BrowserPage.WaitForStateAsync(Row(name), state, output, fixture.Server);
 
-        return row;
-    }
+    private Task<JsonNode?> ServerStatusAsync(string serverId) => ServerStatus.GetAsync(fixture.Server.Http, serverId);
 
-    private async Task<JsonNode?> ServerStatusAsync(string serverId)
-    {
-        using var response = await fixture.Server.Http.GetAsync(new Uri("uploads/" + Uri.EscapeDataString(serverId), UriKind.Relative));
-        return response.StatusCode == HttpStatusCode.OK ? JsonNode.Parse(await response.Content.ReadAsStringAsync()) : null;
-    }
+    private Task WaitForServerAsync(string serverId, Func<JsonNode, bool> condition) =>
+        ServerStatus.WaitForAsync(fixture.Server.Http, serverId, condition);
 
-    private async Task WaitForServerAsync(string serverId, Func<JsonNode, bool> condition)
-    {
-        await WaitForAsync(async () => await ServerStatusAsync(serverId) is { } status && condition(status) ? status : null);
-    }
-
-    private static Task<T> WaitForAsync<T>(Func<T?> probe)
-        where T : class => WaitForAsync(() => Task.FromResult(probe()));
-
-    private static async Task<T> WaitForAsync<T>(Func<Task<T?>> probe)
+    private static async Task<T> WaitForAsync<T>(Func<T?> probe)
         where T : class
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
         {
-            if (await probe() is { } value)
+            if (probe() is { } value)
             {
                 return value;
             }
