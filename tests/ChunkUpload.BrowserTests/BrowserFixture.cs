@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using ChunkUpload.Testing;
-using Microsoft.Playwright;
 
 namespace ChunkUpload.BrowserTests;
 

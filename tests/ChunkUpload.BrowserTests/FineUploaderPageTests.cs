@@ -2,11 +2,6 @@ using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using ChunkUpload.BrowserTests.Infrastructure;
-using ChunkUpload.Testing;
-using Microsoft.Playwright;
-using Xunit.Abstractions;
-using static Microsoft.Playwright.Assertions;
 
 namespace ChunkUpload.BrowserTests;
 

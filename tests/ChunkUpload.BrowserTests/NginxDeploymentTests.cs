@@ -1,11 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
-using ChunkUpload.BrowserTests.Infrastructure;
-using ChunkUpload.Testing;
-using Microsoft.Playwright;
-using Xunit.Abstractions;
-using static Microsoft.Playwright.Assertions;
 
 namespace ChunkUpload.BrowserTests;
 

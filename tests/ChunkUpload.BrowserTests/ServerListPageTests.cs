@@ -1,7 +1,4 @@
 using System.Net;
-using ChunkUpload.BrowserTests.Infrastructure;
-using Microsoft.Playwright;
-using static Microsoft.Playwright.Assertions;
 
 namespace ChunkUpload.BrowserTests;
 

@@ -1,10 +1,5 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using ChunkUpload.BrowserTests.Infrastructure;
-using ChunkUpload.Testing;
-using Microsoft.Playwright;
-using Xunit.Abstractions;
-using static Microsoft.Playwright.Assertions;
 
 namespace ChunkUpload.BrowserTests;
 

@@ -1,9 +1,5 @@
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using ChunkUpload.Testing;
-using Microsoft.Playwright;
-using Xunit.Abstractions;
-using static Microsoft.Playwright.Assertions;
 
 namespace ChunkUpload.BrowserTests.Infrastructure;
 

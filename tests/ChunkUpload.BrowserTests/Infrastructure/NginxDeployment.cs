@@ -6,7 +6,6 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.RegularExpressions;
-using ChunkUpload.Testing;
 
 namespace ChunkUpload.BrowserTests;
 
