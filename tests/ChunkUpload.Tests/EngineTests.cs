@@ -222,8 +222,7 @@ public sealed class EngineTests : IDisposable
         var done = await harness.Engine.WaitForCompletionAsync(Caller, upload.Id, TimeSpan.FromSeconds(60), CancellationToken.None);
         Assert.Equal(UploadClient.Sha256Hex(data), done!.Record.Sha256);
         Assert.Equal(data, await harness.ReadCompletedAsync(upload.Id));
-        string staging = harness.S3?.StagingDirectory ?? harness.Layout.Temp;
-        Assert.Empty(Directory.Exists(staging) ? Directory.GetFiles(staging, "*", SearchOption.AllDirectories) : []);
+        Assert.Empty(StagedPieces(harness));
     }
 
     [Theory]
@@ -238,8 +237,7 @@ public sealed class EngineTests : IDisposable
             new WriteOptions { Protocol = Protocol, ExpectedLength = 10 * MiB }, CancellationToken.None);
 
         Assert.True(await harness.Engine.DeleteAsync(Caller, upload.Id, CancellationToken.None));
-        string staging = harness.S3?.StagingDirectory ?? harness.Layout.Temp;
-        Assert.Empty(Directory.Exists(staging) ? Directory.GetFiles(staging, "*", SearchOption.AllDirectories) : []);
+        Assert.Empty(StagedPieces(harness));
     }
 
     [Theory]
@@ -397,5 +395,15 @@ public sealed class EngineTests : IDisposable
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    // Files holding staged bytes: the object store's staging folder, or tmp/ on local disk (whose spare files are
+    // scratch kept for reuse, not pieces).
+    private static string[] StagedPieces(EngineHarness harness)
+    {
+        string staging = harness.S3?.StagingDirectory ?? harness.Layout.Temp;
+        return Directory.Exists(staging)
+            ? [.. Directory.GetFiles(staging, "*", SearchOption.AllDirectories).Where(f => !f.StartsWith(harness.Layout.SpareStaging + "/", StringComparison.Ordinal))]
+            : [];
     }
 }

@@ -18,6 +18,9 @@ public sealed class LocalLayout(string root)
 
     public string Temp => Path.Combine(Root, "tmp");
 
+    /// <summary>Staging files kept for reuse between pieces (no upload's bytes count from them).</summary>
+    public string SpareStaging => Path.Combine(Temp, "spare");
+
     public string Sessions => Path.Combine(Root, "sessions");
 
     public string Parts => Path.Combine(Root, "parts");

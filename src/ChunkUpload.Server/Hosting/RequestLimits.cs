@@ -105,11 +105,15 @@ public sealed record RequestLimits
 
 public static class RequestLimitsExtensions
 {
-    /// <summary>Sizes Kestrel's request-line and header limits from the upload options (see <see cref="RequestLimits"/>).</summary>
+    /// <summary>
+    /// Sizes Kestrel's request-line and header limits from the upload options (see <see cref="RequestLimits"/>), and
+    /// its receive buffers for large bodies (<see cref="ReceiveBufferPool"/>).
+    /// </summary>
     public static WebApplicationBuilder AddChunkUploadRequestLimits(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<KestrelServerOptions>()
             .Configure<IOptions<UploadOptions>>((kestrel, options) => RequestLimits.For(options.Value).ApplyTo(kestrel.Limits));
+        ReceiveBufferPool.Use(builder.Services);
         return builder;
     }
 }
