@@ -70,6 +70,18 @@ public sealed class ResumableSha256Tests
     }
 
     [Fact]
+    public void The_Current_Hash_Leaves_The_Hash_Going_On()
+    {
+        var data = RandomNumberGenerator.GetBytes(300);
+        var hash = ResumableSha256.Create();
+        hash.Append(data.AsSpan(0, 100));
+        Assert.Equal(SHA256.HashData(data.AsSpan(0, 100)), hash.GetCurrentHash());
+        hash.Append(data.AsSpan(100));
+
+        Assert.Equal(SHA256.HashData(data), hash.Finish());
+    }
+
+    [Fact]
     public void A_Damaged_Or_Foreign_State_Is_Refused()
     {
         var hash = ResumableSha256.Create();

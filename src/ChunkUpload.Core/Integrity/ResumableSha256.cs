@@ -99,6 +99,15 @@ public sealed unsafe class ResumableSha256
         return state;
     }
 
+    /// <summary>The digest of every byte appended so far; the hash goes on as if it had not been asked.</summary>
+    public byte[] GetCurrentHash()
+    {
+        ObjectDisposedException.ThrowIf(_finished, this);
+        var copy = new ResumableSha256();
+        _context.CopyTo(copy._context, 0);
+        return copy.Finish();
+    }
+
     /// <summary>The digest of every byte appended; the hash cannot be used after.</summary>
     public byte[] Finish()
     {
