@@ -12,6 +12,7 @@ internal sealed class NotificationListener(NpgsqlDataSource db, string channel, 
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _start = new(1, 1);
     private Task? _loop;
+    private int _disposed;
 
     public async Task EnsureStartedAsync(CancellationToken cancellationToken)
     {
@@ -85,6 +86,8 @@ internal sealed class NotificationListener(NpgsqlDataSource db, string channel, 
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
         await _stop.CancelAsync();
         await _start.WaitAsync();
         try
