@@ -328,8 +328,14 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
     public async Task<bool> TryAdvanceHashCheckpointAsync(UploadRecord record, long hashedTo, byte[] state, CancellationToken cancellationToken)
     {
         // Only for the upload's current life (created_at) while it receives, only forward; announced in the same
-        // statement, so a node told of it reads the new checkpoint (a notification is delivered after its commit).
-        await using var advance = db.CreateCommand("""
+        // transaction, so a node told of it reads the new checkpoint (a notification is delivered after the commit).
+        // Not flushed at commit: a checkpoint lost in a database crash is an older one, still true for its offset (a
+        // later read-back at worst), and every batch of every upload moves one.
+        await using var connection = await db.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var relaxed = new NpgsqlCommand("SET LOCAL synchronous_commit = off", connection, transaction))
+            await relaxed.ExecuteNonQueryAsync(cancellationToken);
+        await using var advance = new NpgsqlCommand("""
             WITH advanced AS (
                 INSERT INTO upload_hash_checkpoints (key_hash, created_at, hashed_to, state)
                 SELECT key_hash, created_at, $3, $4 FROM uploads WHERE key_hash = $1 AND created_at = $2 AND state = $5
@@ -337,7 +343,7 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
                 WHERE upload_hash_checkpoints.hashed_to < excluded.hashed_to AND upload_hash_checkpoints.created_at = excluded.created_at
                 RETURNING key_hash)
             SELECT pg_notify($6, key_hash || ' ' || $7 || ' advanced') FROM advanced
-            """);
+            """, connection, transaction);
         advance.Parameters.AddWithValue(record.Key.Hash);
         advance.Parameters.AddWithValue(record.CreatedAt);
         advance.Parameters.AddWithValue(hashedTo);
@@ -345,8 +351,11 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
         advance.Parameters.AddWithValue(Receiving);
         advance.Parameters.AddWithValue(HashChannel);
         advance.Parameters.AddWithValue(_sender);
-        await using var reader = await advance.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken);
+        bool advanced;
+        await using (var reader = await advance.ExecuteReaderAsync(cancellationToken))
+            advanced = await reader.ReadAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return advanced;
     }
 
     public async Task ListenForHashCheckpointsAsync(Action<string, bool> announced, CancellationToken cancellationToken)
