@@ -13,22 +13,27 @@ namespace ChunkUpload.Storage.Postgres;
 /// listens and cancels its own holder of that upload (its <see cref="IUploadLock.ReleaseRequested"/> fires), which
 /// keeps what it received and releases.
 /// </summary>
-public sealed partial class PostgresLockProvider(NpgsqlDataSource db, ILogger<PostgresLockProvider> logger) : IUploadLockProvider, IAsyncDisposable
+public sealed partial class PostgresLockProvider : IUploadLockProvider, IAsyncDisposable
 {
     private const string Channel = "chunkupload_release";
     private static readonly TimeSpan RetryInterval = TimeSpan.FromMilliseconds(25);
 
+    private readonly NpgsqlDataSource _db;
     private readonly Dictionary<string, List<CancellationTokenSource>> _holders = new(StringComparer.Ordinal);
     private readonly Lock _sync = new();
-    private readonly CancellationTokenSource _stop = new();
-    private readonly SemaphoreSlim _listenerStart = new(1, 1);
-    private Task? _listener;
+    private readonly NotificationListener _listener;
+
+    public PostgresLockProvider(NpgsqlDataSource db, ILogger<PostgresLockProvider> logger)
+    {
+        _db = db;
+        _listener = new NotificationListener(db, Channel, ReleaseRequested, ex => LogListenerLost(logger, ex));
+    }
 
     public async Task<IUploadLock?> AcquireAsync(UploadKey key, TimeSpan wait, CancellationToken cancellationToken)
     {
-        await EnsureListeningAsync(cancellationToken);
+        await _listener.EnsureStartedAsync(cancellationToken);
         long lockId = LockIdOf(key.Hash);
-        var connection = await db.OpenConnectionAsync(cancellationToken);
+        var connection = await _db.OpenConnectionAsync(cancellationToken);
         try
         {
             var deadline = DateTime.UtcNow + wait;
@@ -76,71 +81,10 @@ public sealed partial class PostgresLockProvider(NpgsqlDataSource db, ILogger<Po
 
     private async Task NotifyAsync(string hash, CancellationToken cancellationToken)
     {
-        await using var notify = db.CreateCommand("SELECT pg_notify($1, $2)");
+        await using var notify = _db.CreateCommand("SELECT pg_notify($1, $2)");
         notify.Parameters.AddWithValue(Channel);
         notify.Parameters.AddWithValue(hash);
         await notify.ExecuteNonQueryAsync(cancellationToken);
-    }
-
-    private async Task EnsureListeningAsync(CancellationToken cancellationToken)
-    {
-        if (_listener is not null)
-            return;
-        await _listenerStart.WaitAsync(cancellationToken);
-        try
-        {
-            if (_listener is null)
-            {
-                var connection = await db.OpenConnectionAsync(cancellationToken);
-                connection.Notification += (_, e) => ReleaseRequested(e.Payload);
-                await using (var listen = new NpgsqlCommand("LISTEN " + Channel, connection))
-                    await listen.ExecuteNonQueryAsync(cancellationToken);
-                _listener = ListenAsync(connection);
-            }
-        }
-        finally
-        {
-            _listenerStart.Release();
-        }
-    }
-
-    // Waits for notifications until disposed; a lost connection is reopened (locks themselves do not depend on it).
-    private async Task ListenAsync(NpgsqlConnection connection)
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            try
-            {
-                await connection.WaitAsync(_stop.Token);
-            }
-            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (Exception ex) when (ex is NpgsqlException or IOException or InvalidOperationException)
-            {
-                LogListenerLost(logger, ex);
-                await connection.DisposeAsync();
-                try
-                {
-                    await Task.Delay(TimeSpan.FromSeconds(1), _stop.Token);
-                    connection = await db.OpenConnectionAsync(_stop.Token);
-                    connection.Notification += (_, e) => ReleaseRequested(e.Payload);
-                    await using var listen = new NpgsqlCommand("LISTEN " + Channel, connection);
-                    await listen.ExecuteNonQueryAsync(_stop.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-                catch (Exception retry) when (retry is NpgsqlException or IOException)
-                {
-                    // The database is away; try again.
-                }
-            }
-        }
-
-        await connection.DisposeAsync();
     }
 
     private void ReleaseRequested(string hash)
@@ -177,13 +121,7 @@ public sealed partial class PostgresLockProvider(NpgsqlDataSource db, ILogger<Po
     /// <summary>The advisory lock id of an upload: the first 16 hex characters of its key hash, as a signed 64-bit number.</summary>
     internal static long LockIdOf(string hash) => unchecked((long)ulong.Parse(hash.AsSpan(0, 16), NumberStyles.HexNumber, CultureInfo.InvariantCulture));
 
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        if (_listener is { } listener)
-            await listener;
-        _stop.Dispose();
-    }
+    public ValueTask DisposeAsync() => _listener.DisposeAsync();
 
     private sealed class Held(PostgresLockProvider owner, string hash, long lockId, NpgsqlConnection connection, CancellationTokenSource release) : IUploadLock
     {

@@ -16,15 +16,23 @@ namespace ChunkUpload.Storage.Postgres;
 /// queries need), the journal of stored ranges, and the completion outbox. Creation takes a per-client transaction
 /// lock so a client's limits on unfinished uploads and finished files are global; completion is claimed with a leased row update so the
 /// last bytes arriving at two nodes complete a file once; outbox events are claimed with
-/// <c>FOR UPDATE SKIP LOCKED</c>, so each is delivered by one node at a time.
+/// <c>FOR UPDATE SKIP LOCKED</c>, so each is delivered by one node at a time. Each upload's hash checkpoint (how far its
+/// bytes are hashed in order, and the state there) is advanced by compare and set and announced with
+/// <c>NOTIFY chunkupload_hash</c>, so the node holding the next bytes goes on.
 /// </summary>
 public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<PostgresOptions> options, TimeProvider time, ILogger<PostgresMetadataStore> logger)
-    : IUploadMetadataStore, ICompletionOutbox
+    : IUploadMetadataStore, ICompletionOutbox, IHashCheckpointStore, IAsyncDisposable
 {
     private const string Receiving = nameof(UploadState.Receiving);
     private const string Complete = nameof(UploadState.Complete);
+    private const string HashChannel = "chunkupload_hash";
     private readonly PostgresOptions _options = options.Value;
     private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    // Names this store in its own announcements, which it does not pass on to its engine (that engine made them).
+    private readonly string _sender = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+    private NotificationListener? _hashListener;
+    private Action<string, bool>? _hashAnnounced;
 
     public bool IsShared => true;
 
@@ -187,6 +195,7 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
         await using var batch = db.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM upload_ranges WHERE key_hash = $1") { Parameters = { new() { Value = record.Key.Hash } } });
         batch.BatchCommands.Add(new NpgsqlBatchCommand("UPDATE uploads SET stored_bytes = 0 WHERE key_hash = $1") { Parameters = { new() { Value = record.Key.Hash } } });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM upload_hash_checkpoints WHERE key_hash = $1") { Parameters = { new() { Value = record.Key.Hash } } });
         await batch.ExecuteNonQueryAsync(cancellationToken);
     }
 
@@ -227,6 +236,18 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
         {
             ranges.Parameters.AddWithValue(record.Key.Hash);
             await ranges.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        // The hash checkpoint has served; the other nodes are told (on commit) that the upload is complete.
+        await using (var checkpoint = new NpgsqlCommand("""
+            WITH gone AS (DELETE FROM upload_hash_checkpoints WHERE key_hash = $1)
+            SELECT pg_notify($2, $1 || ' ' || $3 || ' completed')
+            """, connection, transaction))
+        {
+            checkpoint.Parameters.AddWithValue(record.Key.Hash);
+            checkpoint.Parameters.AddWithValue(HashChannel);
+            checkpoint.Parameters.AddWithValue(_sender);
+            await checkpoint.ExecuteNonQueryAsync(cancellationToken);
         }
 
         if (completion is not null)
@@ -293,6 +314,68 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
         return new ClientUsage((int)reader.GetInt64(0), reader.GetInt64(1), (int)reader.GetInt64(2), reader.GetInt64(3));
     }
 
+    // ----- hash checkpoints -----
+
+    public async Task<HashCheckpoint?> ReadHashCheckpointAsync(UploadRecord record, CancellationToken cancellationToken)
+    {
+        await using var read = db.CreateCommand("SELECT hashed_to, state FROM upload_hash_checkpoints WHERE key_hash = $1 AND created_at = $2");
+        read.Parameters.AddWithValue(record.Key.Hash);
+        read.Parameters.AddWithValue(record.CreatedAt);
+        await using var reader = await read.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? new HashCheckpoint(reader.GetInt64(0), reader.GetFieldValue<byte[]>(1)) : null;
+    }
+
+    public async Task<bool> TryAdvanceHashCheckpointAsync(UploadRecord record, long hashedTo, byte[] state, CancellationToken cancellationToken)
+    {
+        // Only for the upload's current life (created_at) while it receives, only forward; announced in the same
+        // transaction, so a node told of it reads the new checkpoint (a notification is delivered after the commit).
+        // Not flushed at commit: a checkpoint lost in a database crash is an older one, still true for its offset (a
+        // later read-back at worst), and every batch of every upload moves one.
+        await using var connection = await db.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var relaxed = new NpgsqlCommand("SET LOCAL synchronous_commit = off", connection, transaction))
+            await relaxed.ExecuteNonQueryAsync(cancellationToken);
+        await using var advance = new NpgsqlCommand("""
+            WITH advanced AS (
+                INSERT INTO upload_hash_checkpoints (key_hash, created_at, hashed_to, state)
+                SELECT key_hash, created_at, $3, $4 FROM uploads WHERE key_hash = $1 AND created_at = $2 AND state = $5
+                ON CONFLICT (key_hash) DO UPDATE SET hashed_to = excluded.hashed_to, state = excluded.state
+                WHERE upload_hash_checkpoints.hashed_to < excluded.hashed_to AND upload_hash_checkpoints.created_at = excluded.created_at
+                RETURNING key_hash)
+            SELECT pg_notify($6, key_hash || ' ' || $7 || ' advanced') FROM advanced
+            """, connection, transaction);
+        advance.Parameters.AddWithValue(record.Key.Hash);
+        advance.Parameters.AddWithValue(record.CreatedAt);
+        advance.Parameters.AddWithValue(hashedTo);
+        advance.Parameters.AddWithValue(state);
+        advance.Parameters.AddWithValue(Receiving);
+        advance.Parameters.AddWithValue(HashChannel);
+        advance.Parameters.AddWithValue(_sender);
+        bool advanced;
+        await using (var reader = await advance.ExecuteReaderAsync(cancellationToken))
+            advanced = await reader.ReadAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return advanced;
+    }
+
+    public async Task ListenForHashCheckpointsAsync(Action<string, bool> announced, CancellationToken cancellationToken)
+    {
+        _hashAnnounced = announced;
+        _hashListener ??= new NotificationListener(db, HashChannel, HashAnnounced, ex => LogHashListenerLost(logger, ex));
+        await _hashListener.EnsureStartedAsync(cancellationToken);
+    }
+
+    // "<key hash> <sender> advanced|completed"
+    private void HashAnnounced(string payload)
+    {
+        var parts = payload.Split(' ');
+        if (parts.Length != 3 || parts[1] == _sender)
+            return;
+        _hashAnnounced?.Invoke(parts[0], parts[2] == "completed");
+    }
+
+    public ValueTask DisposeAsync() => _hashListener?.DisposeAsync() ?? ValueTask.CompletedTask;
+
     // ----- outbox -----
 
     /// <summary>Wakes on a completion recorded by this node, and polls for those of other nodes.</summary>
@@ -345,6 +428,9 @@ public sealed partial class PostgresMetadataStore(NpgsqlDataSource db, IOptions<
         delete.Parameters.AddWithValue(eventId);
         await delete.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Lost the PostgreSQL connection that listens for hash checkpoints; reconnecting")]
+    private static partial void LogHashListenerLost(ILogger logger, Exception exception);
 
     private static UploadException Gone(UploadRecord record) =>
         new(UploadErrors.UploadNotFound, $"Upload '{record.Id}' was deleted or finished elsewhere while this data arrived.");

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using ChunkUpload.Core.Contracts;
+using ChunkUpload.Core.Integrity;
 using ChunkUpload.Core.Ranges;
 using ChunkUpload.Core.Uploads;
 
@@ -66,10 +67,18 @@ internal sealed class ActiveUpload
     /// <summary>Completes when the upload is complete, failed or deleted (for requests that answer at the end).</summary>
     public TaskCompletionSource Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    // Owned by the holder of Gate.
+    // Owned by the holder of Gate. ChainHash replaces Hash where the hash is shared between nodes through a checkpoint
+    // (its state can be exported); HashPublished is how far this node knows the shared checkpoint to be.
     public IncrementalHash Hash { get; set; } = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
+    public ResumableSha256? ChainHash { get; set; }
+
     public long HashedUpTo { get; set; }
+
+    public long HashPublished { get; set; }
+
+    /// <summary>Completed (and replaced) when another node announces that it advanced this upload's hash checkpoint.</summary>
+    public TaskCompletionSource HashAnnounced = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>When the assembler first found every byte stored (a <see cref="System.Diagnostics.Stopwatch"/> timestamp; 0 before).</summary>
     public long AllStoredAt { get; set; }

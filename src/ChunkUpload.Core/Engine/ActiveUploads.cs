@@ -20,6 +20,9 @@ internal sealed class ActiveUploads
 
     public bool TryGet(UploadKey key, out ActiveUpload upload) => _uploads.TryGetValue(key.Hash, out upload!);
 
+    /// <summary>The upload with this <see cref="UploadKey.Hash"/> (a notification from another node names only that).</summary>
+    public bool TryGet(string keyHash, out ActiveUpload upload) => _uploads.TryGetValue(keyHash, out upload!);
+
     public void Add(ActiveUpload upload) => _uploads[upload.Key.Hash] = upload;
 
     /// <summary>Removes this entry (not a newer one under the same key).</summary>

@@ -4,6 +4,7 @@ using System.Threading.Channels;
 using ChunkUpload.Core.Contracts;
 using ChunkUpload.Core.Errors;
 using ChunkUpload.Core.Hooks;
+using ChunkUpload.Core.Integrity;
 using ChunkUpload.Core.Ranges;
 using ChunkUpload.Core.Uploads;
 using Microsoft.Extensions.Logging;
@@ -32,7 +33,20 @@ internal sealed class Assembler(
     // Object stores: the most committed bytes of one upload kept in staging for the hash while an earlier piece is
     // missing (pieces in flight come out of order); past it the finished object is read back instead.
     private const long HashBacklogLimit = 64L * 1024 * 1024;
+
+    // How long a completion waits for the shared hash checkpoint to move (other nodes hashing what they staged) before
+    // it reads the object back instead, and how often it looks when no announcement comes.
+    private static readonly TimeSpan HashChainPatience = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan HashChainPoll = TimeSpan.FromMilliseconds(250);
+
+    // The shared hash checkpoint: with a shared metadata store that offers one, object storage, and a SHA-256 whose
+    // state this machine can move.
+    private readonly IHashCheckpointStore? _checkpoints =
+        metadata.IsShared && !data.ReadsBeforePublish && ResumableSha256.IsAvailable ? metadata as IHashCheckpointStore : null;
     private readonly Channel<ActiveUpload> _queue = Channel.CreateUnbounded<ActiveUpload>();
+
+    /// <summary>The shared hash checkpoint this assembler follows, or null (see <see cref="IHashCheckpointStore"/>).</summary>
+    public IHashCheckpointStore? HashCheckpoints => _checkpoints;
 
     /// <summary>Queues the upload for the next batch (once, however many pieces arrive meanwhile).</summary>
     public void Enqueue(ActiveUpload upload)
@@ -141,7 +155,7 @@ internal sealed class Assembler(
             if (data.ReadsBeforePublish)
                 AdvanceHash(upload);
             else
-                AdvanceStreamHash(upload);
+                await AdvanceStreamHashAsync(upload, cancellationToken);
 
             bool all;
             lock (upload.Sync)
@@ -311,8 +325,77 @@ internal sealed class Assembler(
     /// they are still staged: each segment at the hash's frontier is hashed, then its piece let go. Bytes at the
     /// frontier this node did not commit (another node's, a copied part's, or stored before this process started), a
     /// backlog over its limit or a staged piece that cannot be read end it: the finished object is read back instead.
+    /// With a shared hash checkpoint (<see cref="IHashCheckpointStore"/>) the nodes hash in turn instead: each publishes
+    /// how far it got, and the node whose staged bytes come next imports that state and goes on; only a piece no node
+    /// holds any more (or a backlog over its limit) still ends in a read-back.
     /// </summary>
-    private void AdvanceStreamHash(ActiveUpload upload)
+    private async Task AdvanceStreamHashAsync(ActiveUpload upload, CancellationToken cancellationToken)
+    {
+        if (!Chained(upload))
+        {
+            HashHeldSegments(upload, chained: false);
+            return;
+        }
+
+        upload.ChainHash ??= ResumableSha256.Create();
+        while (HashHeldSegments(upload, chained: true))
+        {
+            var record = upload.Record;
+            if (upload.HashedUpTo > upload.HashPublished)
+            {
+                await _checkpoints!.TryAdvanceHashCheckpointAsync(record, upload.HashedUpTo, upload.ChainHash.Export(), cancellationToken);
+                upload.HashPublished = upload.HashedUpTo;
+            }
+
+            lock (upload.Sync)
+            {
+                if (upload.HashBacklog.Count == 0 || upload.HashAbandoned)
+                    return;
+            }
+
+            // Bytes wait here past a gap: the other nodes may have hashed across it.
+            if (!await ResumeFromCheckpointAsync(upload, record, cancellationToken))
+                return;
+        }
+    }
+
+    /// <summary>Takes the shared checkpoint's state when it is past this node's own hash and the bytes after it are staged here.</summary>
+    private async Task<bool> ResumeFromCheckpointAsync(ActiveUpload upload, UploadRecord record, CancellationToken cancellationToken)
+    {
+        var checkpoint = await _checkpoints!.ReadHashCheckpointAsync(record, cancellationToken);
+        if (checkpoint is null || checkpoint.HashedTo <= upload.HashedUpTo)
+            return false;
+        upload.HashPublished = Math.Max(upload.HashPublished, checkpoint.HashedTo);
+        lock (upload.Sync)
+        {
+            // What the checkpoint covers was hashed elsewhere (bytes committed here and on another node alike).
+            while (FirstSegment(upload) is { } behind && behind.Range.End <= checkpoint.HashedTo)
+                DropSegment(upload, behind);
+            if (FirstSegment(upload) is not { } next || next.Range.Offset > checkpoint.HashedTo)
+                return false;
+        }
+
+        try
+        {
+            upload.ChainHash = ResumableSha256.Import(checkpoint.State);
+        }
+        catch (FormatException ex)
+        {
+            EngineLog.HashCheckpointUnreadable(logger, ex, upload.Key.Id);
+            lock (upload.Sync)
+                AbandonStreamHash(upload);
+            return false;
+        }
+
+        upload.HashedUpTo = checkpoint.HashedTo;
+        return true;
+    }
+
+    /// <summary>
+    /// Hashes the staged segments at the frontier, in order, letting their pieces go. False when the hash following
+    /// the staged pieces ended (here, or before).
+    /// </summary>
+    private bool HashHeldSegments(ActiveUpload upload, bool chained)
     {
         byte[]? buffer = null;
         try
@@ -323,26 +406,41 @@ internal sealed class Assembler(
                 lock (upload.Sync)
                 {
                     if (upload.HashAbandoned)
-                        return;
-                    if (!upload.HashBacklog.Remove(upload.HashedUpTo, out next))
+                        return false;
+                    // Segments wholly behind the frontier were hashed elsewhere (another node's chain went past them).
+                    while (FirstSegment(upload) is { } behind && behind.Range.End <= upload.HashedUpTo)
+                        DropSegment(upload, behind);
+                    next = FirstSegment(upload);
+                    if (next is null || next.Range.Offset > upload.HashedUpTo)
                     {
-                        if (upload.Stored.Contains(upload.HashedUpTo, 1) || upload.HashBacklogBytes > HashBacklogLimit)
+                        // Without a shared checkpoint, bytes at the frontier stored but not staged here are hashed by nobody.
+                        if ((!chained && upload.Stored.Contains(upload.HashedUpTo, 1)) || upload.HashBacklogBytes > HashBacklogLimit)
+                        {
                             AbandonStreamHash(upload);
-                        return;
+                            return false;
+                        }
+
+                        return true;
                     }
+
+                    upload.HashBacklog.Remove(next.Range.Offset);
                     upload.HashBacklogBytes -= next.Range.Length;
                 }
 
                 buffer ??= ArrayPool<byte>.Shared.Rent(HashBufferSize);
                 try
                 {
-                    long position = next.Range.Offset - next.Piece.Piece.Offset, end = position + next.Range.Length;
+                    // From the frontier: a checkpoint taken from another node may end inside this segment.
+                    long position = upload.HashedUpTo - next.Piece.Piece.Offset, end = next.Range.End - next.Piece.Piece.Offset;
                     while (position < end)
                     {
                         int read = next.Piece.Piece.Read(position, buffer.AsSpan(0, (int)Math.Min(buffer.Length, end - position)));
                         if (read == 0)
                             throw new IOException("A staged piece is shorter than its committed range.");
-                        upload.Hash.AppendData(buffer, 0, read);
+                        if (upload.ChainHash is { } chain)
+                            chain.Append(buffer.AsSpan(0, read));
+                        else
+                            upload.Hash.AppendData(buffer, 0, read);
                         position += read;
                     }
                     upload.HashedUpTo = next.Range.End;
@@ -352,7 +450,7 @@ internal sealed class Assembler(
                     EngineLog.StreamHashAbandoned(logger, ex, upload.Key.Id);
                     lock (upload.Sync)
                         AbandonStreamHash(upload);
-                    return;
+                    return false;
                 }
                 finally
                 {
@@ -367,6 +465,42 @@ internal sealed class Assembler(
                 ArrayPool<byte>.Shared.Return(buffer);
         }
     }
+
+    // Under upload.Sync: the backlog's first segment (lowest offset), or null.
+    private static HashSegment? FirstSegment(ActiveUpload upload)
+    {
+        foreach (var segment in upload.HashBacklog.Values)
+            return segment;
+        return null;
+    }
+
+    // Under upload.Sync.
+    private static void DropSegment(ActiveUpload upload, HashSegment segment)
+    {
+        upload.HashBacklog.Remove(segment.Range.Offset);
+        upload.HashBacklogBytes -= segment.Range.Length;
+        LetGo(segment.Piece);
+    }
+
+    /// <summary>
+    /// Another node advanced the shared hash checkpoint of an upload, or completed it: a completion waiting for the
+    /// checkpoint looks again, a node with staged bytes of that upload goes on from it, and once it is complete every
+    /// node that has it in memory finds that out (letting its staged pieces go, answering requests waiting for the end).
+    /// </summary>
+    public void HashCheckpointAnnounced(string keyHash, bool completed)
+    {
+        if (!uploads.TryGet(keyHash, out var upload))
+            return;
+        Interlocked.Exchange(ref upload.HashAnnounced, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        bool holds;
+        lock (upload.Sync)
+            holds = upload.HashBacklog.Count > 0 && !upload.HashAbandoned;
+        if (holds || completed)
+            Enqueue(upload);
+    }
+
+    // The hash follows the staged pieces through the shared checkpoint (a concatenation's bytes are copied parts).
+    private bool Chained(ActiveUpload upload) => _checkpoints is not null && upload.Record.Parts is null;
 
     /// <summary>Ends the hash that follows staged pieces and lets the pieces go (under upload.Sync).</summary>
     internal static void AbandonStreamHash(ActiveUpload upload)
@@ -481,10 +615,7 @@ internal sealed class Assembler(
             // An object store's parts cannot be read before the object exists: publish (idempotent); the hash taken
             // from the staged pieces when this node committed every byte in order, else the published object's.
             await data.PublishAsync(record, cancellationToken);
-            bool hashed;
-            lock (upload.Sync)
-                hashed = !upload.HashAbandoned && upload.HashedUpTo == length;
-            sha256 = hashed ? Convert.ToHexStringLower(upload.Hash.GetCurrentHash()) : await HashPublishedAsync(record, length, cancellationToken);
+            sha256 = await StreamedHashAsync(upload, record, length, cancellationToken) ?? await HashPublishedAsync(record, length, cancellationToken);
         }
 
         if (record.ExpectedSha256 is { } expected && !string.Equals(expected, sha256, StringComparison.OrdinalIgnoreCase))
@@ -530,8 +661,62 @@ internal sealed class Assembler(
         await FinishPublishingAsync(upload, completed, cancellationToken);
     }
 
+    /// <summary>
+    /// The hash that followed the staged pieces, when it reached the end: this node's own, or the shared checkpoint's,
+    /// waiting while other nodes still move it; null when the finished object must be read back.
+    /// </summary>
+    private async Task<string?> StreamedHashAsync(ActiveUpload upload, UploadRecord record, long length, CancellationToken cancellationToken)
+    {
+        if (!Chained(upload))
+        {
+            lock (upload.Sync)
+                return !upload.HashAbandoned && upload.HashedUpTo == length ? Convert.ToHexStringLower(upload.Hash.GetCurrentHash()) : null;
+        }
+
+        long seen = -1, since = time.GetTimestamp();
+        while (true)
+        {
+            var announced = Volatile.Read(ref upload.HashAnnounced).Task;
+            await AdvanceStreamHashAsync(upload, cancellationToken);
+            lock (upload.Sync)
+            {
+                if (!upload.HashAbandoned && upload.HashedUpTo == length)
+                    return Convert.ToHexStringLower(upload.ChainHash!.GetCurrentHash());
+            }
+
+            var checkpoint = await _checkpoints!.ReadHashCheckpointAsync(record, cancellationToken);
+            if (checkpoint?.HashedTo == length)
+            {
+                try
+                {
+                    return Convert.ToHexStringLower(ResumableSha256.Import(checkpoint.State).Finish());
+                }
+                catch (FormatException ex)
+                {
+                    EngineLog.HashCheckpointUnreadable(logger, ex, upload.Key.Id);
+                    return null;
+                }
+            }
+
+            // Wait while the checkpoint moves: another node hashes what it staged, then announces it.
+            long at = checkpoint?.HashedTo ?? 0;
+            if (at > seen)
+            {
+                (seen, since) = (at, time.GetTimestamp());
+            }
+            else if (time.GetElapsedTime(since) >= HashChainPatience)
+            {
+                EngineLog.HashChainStalled(logger, upload.Key.Id, at, length, HashChainPatience.TotalSeconds);
+                return null;
+            }
+
+            await Task.WhenAny(announced, Task.Delay(HashChainPoll, time, cancellationToken));
+        }
+    }
+
     private async Task<string> HashPublishedAsync(UploadRecord record, long length, CancellationToken cancellationToken)
     {
+        EngineLog.HashReadBack(logger, record.Id, length);
         var published = await data.OpenCompletedAsync(record, cancellationToken)
             ?? throw new IOException($"The published file of upload {record.Id} cannot be read back.");
         if (published.Length != length)

@@ -60,4 +60,13 @@ internal static partial class EngineLog
 
     [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Upload {Identifier}: a staged piece could not be read for the hash; the finished object is read back instead")]
     public static partial void StreamHashAbandoned(ILogger logger, Exception exception, LogText identifier);
+
+    [LoggerMessage(EventId = 1105, Level = LogLevel.Information, Message = "Upload {Identifier}: its SHA-256 is computed by reading the finished object back ({Length} bytes)")]
+    public static partial void HashReadBack(ILogger logger, LogText identifier, long length);
+
+    [LoggerMessage(EventId = 1106, Level = LogLevel.Information, Message = "Upload {Identifier}: the shared hash checkpoint stayed at {HashedTo} of {Length} bytes for {Seconds} s; the bytes past it are no longer staged on any node that answers")]
+    public static partial void HashChainStalled(ILogger logger, LogText identifier, long hashedTo, long length, double seconds);
+
+    [LoggerMessage(EventId = 1107, Level = LogLevel.Warning, Message = "Upload {Identifier}: the shared hash checkpoint cannot be read; this node stops following it")]
+    public static partial void HashCheckpointUnreadable(ILogger logger, Exception exception, LogText identifier);
 }

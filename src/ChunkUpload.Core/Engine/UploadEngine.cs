@@ -103,6 +103,8 @@ public sealed class UploadEngine
     public async Task OpenAsync(CancellationToken cancellationToken)
     {
         var recovered = await _metadata.OpenAsync(cancellationToken);
+        if (_assembler.HashCheckpoints is { } checkpoints)
+            await checkpoints.ListenForHashCheckpointsAsync(_assembler.HashCheckpointAnnounced, cancellationToken);
         var unpublished = await _data.OpenAsync(cancellationToken);
         int pending = 0;
         foreach (var upload in recovered)

@@ -6,6 +6,7 @@ using ChunkUpload.Core.Local;
 using ChunkUpload.Core.Uploads;
 using ChunkUpload.Storage.Postgres;
 using ChunkUpload.Storage.S3;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -20,6 +21,7 @@ internal sealed class EngineHarness : IDisposable
     public const string Protocol = "engine-test";
     private readonly CancellationTokenSource _stop = new();
     private readonly NpgsqlDataSource? _db;
+    private readonly IUploadLockProvider _locks;
 
     /// <summary>A local engine (local metadata and data), opened at once; hooks and a wrapper of the data store may be given.</summary>
     public EngineHarness(string root, Action<UploadOptions>? configure = null, IUploadHooks? hooks = null, Func<IUploadDataStore, IUploadDataStore>? wrapData = null)
@@ -30,7 +32,7 @@ internal sealed class EngineHarness : IDisposable
     }
 
     private EngineHarness(string root, Action<UploadOptions>? configure, Backend backend, string? connectionString, S3Options? s3,
-        IUploadHooks? hooks = null, Func<IUploadDataStore, IUploadDataStore>? wrapData = null)
+        IUploadHooks? hooks = null, Func<IUploadDataStore, IUploadDataStore>? wrapData = null, ILoggerProvider? logs = null)
     {
         var options = new UploadOptions { StorageRoot = root, MinFreeSpace = 0 };
         configure?.Invoke(options);
@@ -57,11 +59,13 @@ internal sealed class EngineHarness : IDisposable
             ? new S3DataStore(S3DataStore.CreateClient(s3), Options.Create(s3), wrapped, TimeProvider.System, NullLogger<S3DataStore>.Instance)
             : new LocalDataStore(Layout, wrapped);
         Metadata = metadata;
-        Engine = new UploadEngine(metadata, wrapData?.Invoke(data) ?? data, locks, hooks ?? new UploadHooks(), wrapped, TimeProvider.System, NullLogger<UploadEngine>.Instance);
+        _locks = locks;
+        ILogger<UploadEngine> logger = logs is null ? NullLogger<UploadEngine>.Instance : new Logger<UploadEngine>(new LoggerFactory([logs]));
+        Engine = new UploadEngine(metadata, wrapData?.Invoke(data) ?? data, locks, hooks ?? new UploadHooks(), wrapped, TimeProvider.System, logger);
     }
 
-    /// <summary>An engine over the backend's stores: a fresh database and bucket of its own.</summary>
-    public static async Task<EngineHarness> OpenAsync(string root, Backend backend, Action<UploadOptions>? configure = null)
+    /// <summary>An engine over the backend's stores: a fresh database and bucket of its own; its log events go to <paramref name="logs"/> when given.</summary>
+    public static async Task<EngineHarness> OpenAsync(string root, Backend backend, Action<UploadOptions>? configure = null, ILoggerProvider? logs = null)
     {
         string? connection = backend.UsesPostgres() ? await TestServices.NewDatabaseAsync() : null;
         S3Options? s3 = null;
@@ -78,7 +82,24 @@ internal sealed class EngineHarness : IDisposable
             };
         }
 
-        return await StartAsync(new EngineHarness(root, configure, backend, connection, s3));
+        return await StartAsync(new EngineHarness(root, configure, backend, connection, s3, logs: logs));
+    }
+
+    /// <summary>
+    /// Another node: an engine over the same database and bucket, running beside this one, with a root and a staging
+    /// folder of its own (what a second server process has).
+    /// </summary>
+    public Task<EngineHarness> OpenNodeAsync(string root, ILoggerProvider? logs = null)
+    {
+        S3Options? s3 = S3 is null ? null : new S3Options
+        {
+            ServiceUrl = S3.ServiceUrl,
+            AccessKey = S3.AccessKey,
+            SecretKey = S3.SecretKey,
+            Bucket = S3.Bucket,
+            StagingDirectory = Path.Combine(root, "s3-staging"),
+        };
+        return StartAsync(new EngineHarness(root, null, Backend, ConnectionString, s3, logs: logs));
     }
 
     /// <summary>Another engine over the same stores (a restart).</summary>
@@ -95,6 +116,8 @@ internal sealed class EngineHarness : IDisposable
     public void Dispose()
     {
         _stop.Cancel();
+        (Metadata as IAsyncDisposable)?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        (_locks as IAsyncDisposable)?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _db?.Dispose();
     }
 
