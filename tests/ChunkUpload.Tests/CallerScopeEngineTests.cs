@@ -47,6 +47,7 @@ public sealed class CallerScopeEngineTests : IDisposable
         Assert.True((await Engine.WaitForCompletionAsync(scoped, "mine", TimeSpan.FromSeconds(30), None))!.IsComplete);
 
         const string Scope = "token_scope";
+        await AssertRefusedAsync(Scope, () => Engine.CreateAsync(scoped, new UploadSpec { Protocol = Protocol, Length = 10, FileName = "g.bin" }, None));
         await AssertRefusedAsync(Scope, () => Engine.FindAsync(scoped, "theirs", None));
         await AssertRefusedAsync(Scope, () => Engine.FindSettledAsync(scoped, "theirs", None));
         await AssertRefusedAsync(Scope, () => Engine.WaitForCompletionAsync(scoped, "theirs", TimeSpan.Zero, None));

@@ -297,8 +297,12 @@ public sealed class UploadEngine
     /// </summary>
     public async Task<UploadSnapshot> CreateAsync(Caller caller, UploadSpec spec, CancellationToken cancellationToken)
     {
-        spec = spec.Id is null ? spec with { Id = caller.OnlyUpload ?? NewId() } : spec;
+        bool named = spec.Id is not null;
+        spec = named ? spec : spec with { Id = caller.OnlyUpload ?? NewId() };
         var (snapshot, created) = await GetOrCreateAsync(caller, spec, cancellationToken);
+        if (!created && !named && caller.OnlyUpload is { } only)
+            throw new UploadException(UploadErrors.OutOfScope,
+                $"Your credentials are for upload '{Short(only)}' only, and it exists already: go on with it instead of starting another.");
         if (!created)
             throw new UploadException(UploadErrors.SessionMismatch, $"An upload '{Short(spec.Id!)}' exists already; use another id or delete it first.");
         return snapshot;
