@@ -259,21 +259,30 @@ public sealed class TokenScopeTests : IDisposable
         using (var asked = await driver.StatusAsync(token, id, data))
             await driver.AssertAcceptedAsync(asked, "a status query in the grace");
         _clock.Advance(TimeSpan.FromSeconds(31));
-        await AssertRefusedAsync(driver.WriteRestAsync(token, id, data), HttpStatusCode.Unauthorized, "unauthenticated");
+        using (var late = await driver.WriteRestAsync(token, id, data))
+        {
+            await Refusals.AssertRefusedAsync(late, HttpStatusCode.Unauthorized, "unauthenticated");
+            Assert.Contains("has expired", await late.Content.ReadAsStringAsync(), StringComparison.Ordinal); // why, not only that
+        }
+
         await AssertRefusedAsync(driver.StatusAsync(token, id, data), HttpStatusCode.Unauthorized, "unauthenticated");
         Assert.Equal(data.Length / 2, await StoredBytesAsync(As(app, bearer: Token("erin", TimeSpan.FromMinutes(1))), id));
     }
 
     [Fact]
-    public async Task An_Expired_Token_Cannot_Go_On_With_An_Upload_A_Newer_Token_Started()
+    public async Task An_Expired_Token_Finishes_Its_Own_Upload_But_Not_One_A_Newer_Token_Started()
     {
         var app = StartServer();
         var driver = WireDriver.For(Wire.Resumable);
         var data = Data(Wire.Resumable);
         var old = As(app, bearer: Token("fay", TimeSpan.FromMinutes(10)));
+        await StartHalfAsync(driver, old, "older", data);
         _clock.Advance(TimeSpan.FromMinutes(11));
         var current = As(app, bearer: Token("fay", TimeSpan.FromMinutes(10)));
         await StartHalfAsync(driver, current, "newer", data);
+
+        using (var rest = await driver.ResumeAsync(old, "older", data))
+            await driver.AssertAcceptedAsync(rest, "the rest of the expired token's own upload");
         await AssertRefusedAsync(driver.WriteRestAsync(old, "newer", data), HttpStatusCode.Unauthorized, "unauthenticated");
         await AssertRefusedAsync(driver.StatusAsync(old, "newer", data), HttpStatusCode.Unauthorized, "unauthenticated");
         Assert.Equal(data.Length / 2, await StoredBytesAsync(current, "newer"));

@@ -91,12 +91,14 @@ public sealed class ChunkUploadAuthenticationHandler(
         expected.Length > 0 && CryptographicOperations.FixedTimeEquals(
             SHA256.HashData(Encoding.UTF8.GetBytes(expected)), SHA256.HashData(Encoding.UTF8.GetBytes(given)));
 
-    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
         Response.Headers.WWWAuthenticate = Challenge;
-        var failure = Context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure?.Message;
+        // This handler's own result (computed once per request): the authentication middleware keeps only a success in
+        // IAuthenticateResultFeature, so the reason an API key or token was refused is found here.
+        var failure = (await HandleAuthenticateOnceSafeAsync()).Failure?.Message;
         Diagnostics.UploadMetrics.Rejected(Context, SecurityErrors.Unauthenticated);
-        return Problems.For(Context, SecurityErrors.Unauthenticated,
+        await Problems.For(Context, SecurityErrors.Unauthenticated,
             failure ?? "This server requires an API key (X-Api-Key) or an upload token (Authorization: Bearer …).").ExecuteAsync(Context);
     }
 
