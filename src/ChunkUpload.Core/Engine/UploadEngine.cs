@@ -156,13 +156,27 @@ public sealed class UploadEngine
     // ------------------------------------------------------------------ queries
 
     /// <summary>Checks a spec as <see cref="GetOrCreateAsync"/> would, without touching any store (a chunk test GET).</summary>
-    public void Validate(UploadSpec spec, Caller caller) => _policy.ValidateSpec(spec, caller);
+    public void Validate(UploadSpec spec, Caller caller)
+    {
+        _policy.ValidateSpec(spec, caller);
+        if (spec.Id is { } id)
+            Admit(caller, id);
+    }
 
     /// <summary>What is known of an upload, or null when the caller has none with this id.</summary>
+    /// <exception cref="UploadException"><c>token_scope</c> for an id the caller's credentials do not name; <c>unauthenticated</c>
+    /// for expired credentials (<see cref="Caller.ExpiredAt"/>) and an upload that is not one they may go on with.</exception>
     public async Task<UploadSnapshot?> FindAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
         _policy.ValidateId(id);
-        var key = caller.KeyOf(id);
+        Admit(caller, id);
+        var snapshot = await FindOwnAsync(caller.KeyOf(id), cancellationToken);
+        AdmitContinuing(caller, id, snapshot?.Record);
+        return snapshot;
+    }
+
+    private async Task<UploadSnapshot?> FindOwnAsync(UploadKey key, CancellationToken cancellationToken)
+    {
         if (!_metadata.IsShared && _uploads.TryGet(key, out var active) && !active.Deleted)
             return active.Snapshot(ExpiryOf);
         var record = await _metadata.FindAsync(key, cancellationToken);
@@ -189,6 +203,7 @@ public sealed class UploadEngine
     public async Task<UploadSnapshot?> FindSettledAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
         _policy.ValidateId(id);
+        Admit(caller, id);
         var key = caller.KeyOf(id);
         if (_metadata.IsShared || (_uploads.TryGet(key, out var active) && Volatile.Read(ref active.Writers) > 0))
         {
@@ -202,6 +217,7 @@ public sealed class UploadEngine
     /// <summary>Waits (up to <paramref name="timeout"/>) until the upload is complete or failed; returns its state then.</summary>
     public async Task<UploadSnapshot?> WaitForCompletionAsync(Caller caller, string id, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        Admit(caller, id);
         if (_uploads.TryGet(caller.KeyOf(id), out var active))
         {
             try
@@ -210,7 +226,9 @@ public sealed class UploadEngine
             }
             catch (TimeoutException)
             {
-                return active.Snapshot(ExpiryOf);
+                var waiting = active.Snapshot(ExpiryOf);
+                AdmitContinuing(caller, id, waiting.Record);
+                return waiting;
             }
         }
 
@@ -221,6 +239,7 @@ public sealed class UploadEngine
     /// <exception cref="UploadException"><c>file_not_ready</c> while the upload is not complete.</exception>
     public async Task<(UploadRecord Record, CompletedData Data)?> OpenCompletedAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
+        RefuseExpired(caller, "download a file");
         var snapshot = await FindAsync(caller, id, cancellationToken);
         if (snapshot is null)
             return null;
@@ -240,6 +259,9 @@ public sealed class UploadEngine
     public async Task<UploadPage> ListAsync(Caller caller, UploadState? state, UploadCursor? after, int limit, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        RefuseExpired(caller, "list uploads");
+        if (caller.OnlyUpload is { } only)
+            throw new UploadException(UploadErrors.OutOfScope, $"Your credentials are for upload '{Short(only)}' only; they do not allow listing uploads.");
         var filter = new UploadFilter { Owner = caller.Owner, State = state, After = after, Limit = limit + 1 };
         var uploads = new List<UploadSnapshot>(limit);
         bool more = false;
@@ -271,11 +293,18 @@ public sealed class UploadEngine
 
     // ------------------------------------------------------------------ creation
 
-    /// <summary>Starts an upload under a new id (the engine makes one when the spec has none).</summary>
+    /// <summary>
+    /// Starts an upload under a new id: the spec's, else the one upload the caller's credentials are for
+    /// (<see cref="Caller.OnlyUpload"/>), else one the engine makes.
+    /// </summary>
     public async Task<UploadSnapshot> CreateAsync(Caller caller, UploadSpec spec, CancellationToken cancellationToken)
     {
-        spec = spec.Id is null ? spec with { Id = NewId() } : spec;
+        bool named = spec.Id is not null;
+        spec = named ? spec : spec with { Id = caller.OnlyUpload ?? NewId() };
         var (snapshot, created) = await GetOrCreateAsync(caller, spec, cancellationToken);
+        if (!created && !named && caller.OnlyUpload is { } only)
+            throw new UploadException(UploadErrors.OutOfScope,
+                $"Your credentials are for upload '{Short(only)}' only, and it exists already: go on with it instead of starting another.");
         if (!created)
             throw new UploadException(UploadErrors.SessionMismatch, $"An upload '{Short(spec.Id!)}' exists already; use another id or delete it first.");
         return snapshot;
@@ -291,7 +320,7 @@ public sealed class UploadEngine
         _policy.ValidateSpec(spec, caller);
         string id = spec.Id ?? throw new ArgumentException("The spec needs an id.", nameof(spec));
         var key = caller.KeyOf(id);
-        var existing = await FindAsync(caller, id, cancellationToken);
+        var existing = await FindAsync(caller, id, cancellationToken); // expired credentials are refused here unless it exists
         if (existing is not null)
         {
             CheckProtocol(existing.Record, spec.Protocol);
@@ -376,6 +405,7 @@ public sealed class UploadEngine
                 $"A concatenation names 1 to {_options.MaxConcatenationParts} partial uploads; this one names {partIds.Count}.");
         if (partIds.Distinct(StringComparer.Ordinal).Count() != partIds.Count)
             throw new UploadException(UploadErrors.InvalidConcatenation, "A partial upload is named more than once.");
+        RefuseExpired(caller, "start an upload");
 
         var parts = new List<UploadSnapshot>(partIds.Count);
         foreach (var partId in partIds)
@@ -426,6 +456,7 @@ public sealed class UploadEngine
     public async Task<UploadSnapshot> WriteAsync(Caller caller, string id, long offset, Stream body, WriteOptions options, CancellationToken cancellationToken)
     {
         _policy.ValidateId(id);
+        Admit(caller, id);
         var key = caller.KeyOf(id);
         var active = await ActiveForWriteAsync(caller, id, offset, body, options, cancellationToken);
         if (active is null)
@@ -516,6 +547,7 @@ public sealed class UploadEngine
     public async Task<UploadSnapshot> DeclareLengthAsync(Caller caller, string id, long length, CancellationToken cancellationToken)
     {
         _policy.ValidateId(id);
+        Admit(caller, id);
         var active = await LoadAsync(caller.KeyOf(id), cancellationToken);
         if (active is null)
         {
@@ -525,6 +557,7 @@ public sealed class UploadEngine
             return snapshot;
         }
 
+        AdmitContinuing(caller, id, active.Record);
         await DeclareLengthAsync(active, length, caller, cancellationToken);
         var result = active.Snapshot(ExpiryOf);
         if (result.AllStored)
@@ -577,11 +610,15 @@ public sealed class UploadEngine
         var active = await LoadAsync(key, cancellationToken);
         if (active is not null)
         {
+            AdmitContinuing(caller, id, active.Record);
             CheckWritable(active.Record, options);
             return active;
         }
 
-        var record = await _metadata.FindAsync(key, cancellationToken) ?? throw NotFound(id);
+        var record = await _metadata.FindAsync(key, cancellationToken);
+        AdmitContinuing(caller, id, record);
+        if (record is null)
+            throw NotFound(id);
         CheckWritable(record, options);
         if (options.Append && offset != record.Length)
             throw new UploadException(UploadErrors.OffsetMismatch,
@@ -843,6 +880,8 @@ public sealed class UploadEngine
     public async Task<bool> DeleteAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
         _policy.ValidateId(id);
+        Admit(caller, id);
+        RefuseExpired(caller, "delete an upload");
         return await DeleteAsync(caller.KeyOf(id), DeletionReason.Request, cancellationToken);
     }
 
@@ -956,6 +995,32 @@ public sealed class UploadEngine
         if (result.Total > 0)
             EngineLog.Swept(_logger, expired, retired, orphans);
         return result;
+    }
+
+    // ------------------------------------------------------------------ what the caller's credentials allow
+
+    // Every operation that names an upload passes here first: upload-scoped credentials name only their upload.
+    private static void Admit(Caller caller, string id)
+    {
+        if (caller.OnlyUpload is { } only && !string.Equals(only, id, StringComparison.Ordinal))
+            throw new UploadException(UploadErrors.OutOfScope,
+                $"Your credentials are for upload '{Short(only)}' only; they do not allow upload '{Short(id)}'.");
+    }
+
+    // Expired credentials in their grace go on only with an upload they could have started: one created before they
+    // expired (an upload started later is some newer credentials' business, and a new one they may not start).
+    private static void AdmitContinuing(Caller caller, string id, UploadRecord? record)
+    {
+        if (caller.ExpiredAt is { } expired && (record is null || record.CreatedAt >= expired))
+            throw new UploadException(UploadErrors.Unauthenticated,
+                $"Your credentials expired at {expired:u}; they can still finish an upload begun before then, but '{Short(id)}' is not one. Get new credentials to start an upload.");
+    }
+
+    private static void RefuseExpired(Caller caller, string what)
+    {
+        if (caller.ExpiredAt is { } expired)
+            throw new UploadException(UploadErrors.Unauthenticated,
+                $"Your credentials expired at {expired:u}; they can still finish an upload begun before then, but not {what}. Get new credentials.");
     }
 
     // ------------------------------------------------------------------ helpers

@@ -41,6 +41,9 @@ public static class UploadErrors
     public static readonly UploadError UploadBusy = new("upload_busy", 503, "The upload is being changed by another request");
     public static readonly UploadError TooManyUploads = new("too_many_uploads", 429, "Too many unfinished uploads");
     public static readonly UploadError UploadRefused = new("upload_refused", 403, "The application refused this upload");
+    public static readonly UploadError Unauthenticated = new("unauthenticated", 401, "Credentials are required");
+    // Permanent (403): the same credentials will never be allowed this; resumable.js, tus-js-client and Fine Uploader stop.
+    public static readonly UploadError OutOfScope = new("token_scope", 403, "The credentials do not allow this");
     public static readonly UploadError AuthorizationUnavailable = new("authorization_unavailable", 503, "The application could not be asked whether this upload may go on");
     public static readonly UploadError InternalError = new("internal_error", 500, "The server failed unexpectedly");
 

@@ -58,5 +58,19 @@ public sealed record Caller(string Owner, string Client, long? MaxFileSize = nul
 {
     public static Caller Anonymous { get; } = new("", "");
 
+    /// <summary>
+    /// The one upload the caller's credentials are for (an upload-scoped token), or null for any upload of
+    /// <see cref="Owner"/>. The engine refuses every operation that names another id (<c>token_scope</c>, 403) and every
+    /// listing, and gives this id to an upload it creates without a client-chosen one (tus and IETF creation).
+    /// </summary>
+    public string? OnlyUpload { get; init; }
+
+    /// <summary>
+    /// Set for credentials accepted in a grace period after they expired (at this instant): they may only go on with an
+    /// upload that exists and was created before it (write to it, query it, let it complete). Creating, deleting,
+    /// downloading and listing are refused (<c>unauthenticated</c>, 401), as are uploads created after it.
+    /// </summary>
+    public DateTimeOffset? ExpiredAt { get; init; }
+
     public UploadKey KeyOf(string id) => new(Owner, id);
 }

@@ -6,6 +6,7 @@ using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Hosting;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Protocol;
+using ChunkUpload.Server.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace ChunkUpload.Server.Endpoints;
@@ -43,15 +44,15 @@ public static class AppendApi
     public static IEndpointRouteBuilder MapAppendApi(this IEndpointRouteBuilder app, IConfiguration configuration)
     {
         var append = app.MapGroup(BasePath).WithTags("javascript.info append").RequireUploadCredentials(configuration).AddEndpointFilter(AppendFilter);
-        append.MapGet("/status", Status).WithName("AppendStatus")
+        append.MapGet("/status", Status).WithName("AppendStatus").Performs(UploadOperation.Status)
             .WithSummary("The number of bytes stored for X-File-Id, as text (0 when unknown).")
             .Produces<string>(StatusCodes.Status200OK, "text/plain").Produces<string>(StatusCodes.Status400BadRequest, "text/plain")
             .Produces<string>(StatusCodes.Status409Conflict, "text/plain");
-        append.MapPost("", Append).WithName("AppendBytes")
+        append.MapPost("", Append).WithName("AppendBytes").Performs(UploadOperation.Upload)
             .WithSummary("Appends the raw body at X-Start-Byte (the stored count; 0 starts over) to X-File-Id; optional X-File-Size. 200 with the new count; complete when the body arrives whole, or at X-File-Size.")
             .Produces<string>(StatusCodes.Status200OK, "text/plain").Produces<string>(StatusCodes.Status400BadRequest, "text/plain")
             .Produces<string>(StatusCodes.Status409Conflict, "text/plain");
-        append.MapPost("/upload", Append).WithName("AppendBytesTutorialPath")
+        append.MapPost("/upload", Append).WithName("AppendBytesTutorialPath").Performs(UploadOperation.Upload)
             .WithSummary("The same as POST /append, where the tutorial's relative URL 'upload' lands.");
         return app;
     }

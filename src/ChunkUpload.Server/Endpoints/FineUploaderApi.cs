@@ -10,6 +10,7 @@ using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Hosting;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Protocol;
+using ChunkUpload.Server.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.WebUtilities;
 
@@ -57,7 +58,7 @@ public static class FineUploaderApi
             .WithMetadata(JsonErrors.Instance);
 
         group.MapMethods("", ["POST", "PUT"], Upload)
-            .WithName("FineUploaderUpload")
+            .WithName("FineUploaderUpload").Performs(UploadOperation.Upload)
             .WithSummary("Stores a whole file, or one part of a chunked file (qqpartindex, qqpartbyteoffset, qqchunksize, qqtotalparts), all or nothing; {\"success\":true} once it is durable.")
             // No Accepts(...): any body that is not multipart/form-data is the raw file or part (Fine Uploader sends
             // application/octet-stream with the parameters in the query string when forceMultipart is off).
@@ -74,7 +75,7 @@ public static class FineUploaderApi
             .Produces<FineUploaderResponse>(StatusCodes.Status507InsufficientStorage);
 
         group.MapMethods("/done", ["POST", "PUT"], Done)
-            .WithName("FineUploaderDone")
+            .WithName("FineUploaderDone").Performs(UploadOperation.Upload)
             .WithSummary("Concurrent chunking's completion request (qquuid, qqfilename, qqtotalfilesize, qqtotalparts; form or JSON): 200 once the file is complete, 202 while it is still being checked, 409 with reset naming the parts that never arrived.")
             .Produces<FineUploaderResponse>(StatusCodes.Status200OK)
             .Produces<FineUploaderResponse>(StatusCodes.Status202Accepted)
@@ -84,7 +85,7 @@ public static class FineUploaderApi
             .Produces<FineUploaderResponse>(StatusCodes.Status415UnsupportedMediaType);
 
         group.MapDelete("/{uuid}", Delete)
-            .WithName("FineUploaderDelete")
+            .WithName("FineUploaderDelete").Performs(UploadOperation.Delete)
             .WithSummary("Fine Uploader's deleteFile request: removes the upload with this qquuid, finished or not.")
             .Produces<FineUploaderResponse>(StatusCodes.Status200OK)
             .Produces<FineUploaderResponse>(StatusCodes.Status400BadRequest)

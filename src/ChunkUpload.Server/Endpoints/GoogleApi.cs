@@ -7,6 +7,7 @@ using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Hosting;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Protocol;
+using ChunkUpload.Server.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace ChunkUpload.Server.Endpoints;
@@ -52,11 +53,11 @@ public static class GoogleApi
     {
         // "/upload" itself belongs to resumable.js (ResumableApi): its literal route outranks this catch-all.
         var google = app.MapGroup(BasePath).WithTags("Google-style resumable").RequireUploadCredentials(configuration).AddEndpointFilter(GoogleFilter);
-        google.MapPost("/{**name}", Initiate).WithName("GoogleInitiate")
+        google.MapPost("/{**name}", Initiate).WithName("GoogleInitiate").Performs(UploadOperation.Upload)
             .WithSummary("Starts a resumable upload (?uploadType=resumable; JSON {name, contentType}, X-Upload-Content-Type, X-Upload-Content-Length): 200 with the session URL in Location.")
             .Produces(StatusCodes.Status200OK)
             .Produces<GoogleErrorBody>(StatusCodes.Status400BadRequest).Produces<GoogleErrorBody>(StatusCodes.Status409Conflict);
-        google.MapPut("/{**name}", Put).WithName("GoogleUpload")
+        google.MapPut("/{**name}", Put).WithName("GoogleUpload").Performs(UploadOperation.Upload)
             .WithSummary("Sends the file or a chunk (Content-Range: bytes a-b/T, a-b/*, a-*/T), or asks for the status (empty body, bytes */* or */T): 308 with Range: bytes=0-N while unfinished, 200 with the status JSON once every byte is stored.")
             .Produces<UploadsApi.UploadStatus>(StatusCodes.Status200OK).Produces(ResumeIncomplete)
             .Produces<GoogleErrorBody>(StatusCodes.Status400BadRequest).Produces<GoogleErrorBody>(StatusCodes.Status404NotFound)

@@ -7,6 +7,7 @@ using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Hosting;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Protocol;
+using ChunkUpload.Server.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Net.Http.Headers;
 
@@ -44,7 +45,7 @@ public static class NginxUploadApi
     public static IEndpointRouteBuilder MapNginxUploadApi(this IEndpointRouteBuilder app, IConfiguration configuration)
     {
         var nginx = app.MapGroup(Path).WithTags("nginx upload module (resumable)").AddEndpointFilter(NginxFilter);
-        nginx.MapPost("", Upload).WithName("NginxUploadSegment").RequireUploadCredentials(configuration)
+        nginx.MapPost("", Upload).WithName("NginxUploadSegment").RequireUploadCredentials(configuration).Performs(UploadOperation.Upload)
             .WithSummary("Stores one segment (raw body; Session-ID, X-Content-Range: bytes a-b/T, Content-Disposition: attachment; filename=\"…\"): 201 with the merged stored ranges (\"0-5,9-15/24\") in Range and the body, 200 once the file is complete.")
             .Produces<string>(StatusCodes.Status200OK, "text/plain").Produces<string>(StatusCodes.Status201Created, "text/plain")
             .Produces<string>(StatusCodes.Status400BadRequest, "text/plain").Produces<string>(StatusCodes.Status409Conflict, "text/plain")

@@ -5,6 +5,7 @@ using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Hosting;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Protocol;
+using ChunkUpload.Server.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 
@@ -27,12 +28,12 @@ public static class ResumableApi
         var group = app.MapGroup("/upload").WithTags("resumable.js / flow.js").RequireUploadCredentials(configuration);
 
         group.MapGet("", TestChunk)
-            .WithName("TestChunk")
+            .WithName("TestChunk").Performs(UploadOperation.Status)
             .WithSummary("Chunk test: 200 when the chunk is stored in full, 204 when it is not (never 404).")
             .ProducesProblem(StatusCodes.Status400BadRequest);
 
         group.MapMethods("", ["POST", "PUT", "PATCH"], UploadChunk)
-            .WithName("UploadChunk")
+            .WithName("UploadChunk").Performs(UploadOperation.Upload)
             .WithSummary("Stores one chunk (multipart with the part 'file', or a raw body; POST, or PUT/PATCH as resumable.js uploadMethod allows); 200 once it is durable.")
             // No Accepts(...) here: it would make routing answer 415 to any other Content-Type, and flow.js sends
             // octet chunks typed as the file (video/mp4, ...). Anything that is not multipart is a raw chunk.

@@ -7,6 +7,7 @@ using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Hosting;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Protocol;
+using ChunkUpload.Server.Security;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 
@@ -63,18 +64,18 @@ public static class ResumableUploadsApi
 
         var rufh = app.MapGroup(BasePath).WithTags(Tag).RequireUploadCredentials(configuration)
             .AddEndpointFilter(DraftFilter).WithMetadata(ProblemResponder.Instance);
-        rufh.MapMethods("", ["POST", "PUT"], Create).WithName("RufhCreate")
+        rufh.MapMethods("", ["POST", "PUT"], Create).WithName("RufhCreate").Performs(UploadOperation.Upload)
             .WithSummary("Creates an upload (Upload-Complete: ?1 or ?0, optional Upload-Length, Content-Disposition filename, Repr-Digest) and stores its content. 201 + Location while incomplete; the request that completes it gets the upload's status as JSON with Upload-Complete: ?1.")
             .Produces(StatusCodes.Status201Created).Produces<UploadsApi.UploadStatus>(StatusCodes.Status200OK)
             .ProducesProblem(400).ProducesProblem(403).ProducesProblem(413);
-        rufh.MapMethods("/{id}", ["HEAD", "GET"], Head).WithName("RufhOffset")
+        rufh.MapMethods("/{id}", ["HEAD", "GET"], Head).WithName("RufhOffset").Performs(UploadOperation.Status)
             .WithSummary("Offset retrieval: 204 with Upload-Offset, Upload-Complete, Upload-Length (when known), Upload-Limit; Cache-Control: no-store. 404 unknown, 410 expired.")
             .Produces(StatusCodes.Status204NoContent).ProducesProblem(400).ProducesProblem(404).ProducesProblem(410);
-        rufh.MapPatch("/{id}", Append).WithName("RufhAppend")
+        rufh.MapPatch("/{id}", Append).WithName("RufhAppend").Performs(UploadOperation.Upload)
             .WithSummary("Appends the application/partial-upload body at Upload-Offset (409 with the mismatching-upload-offset problem when it is not the stored offset); Upload-Complete: ?1 ends the upload. 204 (201 for interop 3 to 6) with the new Upload-Offset; the completing request gets the upload's status as JSON.")
             .Produces(StatusCodes.Status204NoContent).Produces<UploadsApi.UploadStatus>(StatusCodes.Status200OK)
             .ProducesProblem(400).ProducesProblem(404).ProducesProblem(409).ProducesProblem(410).ProducesProblem(413).ProducesProblem(415);
-        rufh.MapDelete("/{id}", Cancel).WithName("RufhCancel")
+        rufh.MapDelete("/{id}", Cancel).WithName("RufhCancel").Performs(UploadOperation.Delete)
             .WithSummary("Cancellation: removes the upload. 204; later requests get 404.")
             .Produces(StatusCodes.Status204NoContent).ProducesProblem(404).ProducesProblem(409);
         return app;

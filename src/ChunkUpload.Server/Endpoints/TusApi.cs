@@ -7,6 +7,7 @@ using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Hosting;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Protocol;
+using ChunkUpload.Server.Security;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
@@ -43,22 +44,22 @@ public static class TusApi
             .WithSummary("tus discovery on an upload URL.");
 
         var tus = app.MapGroup(BasePath).WithTags("tus 1.0.0").RequireUploadCredentials(configuration).AddEndpointFilter(TusFilter);
-        tus.MapPost("", Create).WithName("TusCreate")
+        tus.MapPost("", Create).WithName("TusCreate").Performs(UploadOperation.Upload)
             .WithSummary("Creates an upload (Upload-Length or Upload-Defer-Length: 1, Upload-Metadata, Upload-Concat: partial | final;<urls>); with an application/offset+octet-stream body it also carries the first bytes. 201 + Location.")
             .Produces(StatusCodes.Status201Created).ProducesProblem(400).ProducesProblem(412).ProducesProblem(413).ProducesProblem(460);
-        tus.MapMethods("/{id}", ["HEAD"], Head).WithName("TusHead")
+        tus.MapMethods("/{id}", ["HEAD"], Head).WithName("TusHead").Performs(UploadOperation.Status)
             .WithSummary("The durable offset (a PATCH still open on the upload is ended first): Upload-Offset, Upload-Length (or Upload-Defer-Length), Upload-Metadata, Upload-Concat, Upload-Expires; 404 unknown, 410 expired.")
             .Produces(StatusCodes.Status200OK).ProducesProblem(404).ProducesProblem(410);
-        tus.MapPatch("/{id}", Patch).WithName("TusPatch")
+        tus.MapPatch("/{id}", Patch).WithName("TusPatch").Performs(UploadOperation.Upload)
             .WithSummary("Appends the application/offset+octet-stream body at Upload-Offset (409 when it is not the stored offset, 415 other types, 460 checksum mismatch). 204 with the new Upload-Offset once durable.")
             .Produces(StatusCodes.Status204NoContent).ProducesProblem(400).ProducesProblem(403).ProducesProblem(404).ProducesProblem(409).ProducesProblem(410).ProducesProblem(413).ProducesProblem(415).ProducesProblem(423).ProducesProblem(460);
-        tus.MapDelete("/{id}", Terminate).WithName("TusTerminate")
+        tus.MapDelete("/{id}", Terminate).WithName("TusTerminate").Performs(UploadOperation.Delete)
             .WithSummary("Termination: removes the upload. 204; later requests get 404.")
             .Produces(StatusCodes.Status204NoContent).ProducesProblem(404);
-        tus.MapPost("/{id}", Override).WithName("TusMethodOverride")
+        tus.MapPost("/{id}", Override).WithName("TusMethodOverride").Performs(OverriddenOperation)
             .WithSummary("X-HTTP-Method-Override: PATCH, DELETE or HEAD sent as POST.")
             .ProducesProblem(405);
-        tus.MapGet("/{id}", Download).WithName("TusDownload")
+        tus.MapGet("/{id}", Download).WithName("TusDownload").Performs(UploadOperation.Download)
             .WithSummary("The finished file (as GET /files/{id}).");
         return app;
     }
@@ -186,6 +187,13 @@ public static class TusApi
             "HEAD" => Head(id, context, engine, time),
             var other => throw MethodNotAllowed(other),
         };
+
+    private static UploadOperation OverriddenOperation(HttpRequest request) => Single(request, "X-HTTP-Method-Override")?.ToUpperInvariant() switch
+    {
+        "DELETE" => UploadOperation.Delete,
+        "HEAD" => UploadOperation.Status,
+        _ => UploadOperation.Upload, // PATCH, or a method the handler refuses
+    };
 
     public static Task<IResult> Download(string id, HttpContext context, UploadEngine engine) => UploadsApi.Download(id, context, engine);
 

@@ -6,6 +6,7 @@ using ChunkUpload.Core.Uploads;
 using ChunkUpload.Server.Hosting;
 using ChunkUpload.Server.Http;
 using ChunkUpload.Server.Protocol;
+using ChunkUpload.Server.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Net.Http.Headers;
 
@@ -33,21 +34,21 @@ public static class UploadsApi
     {
         var uploads = app.MapGroup("/uploads").WithTags("Uploads").RequireUploadCredentials(configuration);
         uploads.MapGet("", List)
-            .WithName("ListUploads")
+            .WithName("ListUploads").Performs(UploadOperation.List)
             .WithSummary("The caller's uploads, newest first, a page at a time: ?state=receiving|complete|failed (receiving includes uploads being assembled), ?limit=1..200 (default 50), ?after=<next from the previous page>.")
             .ProducesProblem(StatusCodes.Status400BadRequest);
         uploads.MapGet("/{**identifier}", GetStatus)
-            .WithName("GetUpload")
+            .WithName("GetUpload").Performs(UploadOperation.Status)
             .WithSummary("State of an upload: stored and missing byte ranges (and chunks, for chunk protocols), the SHA-256 once complete.")
             .ProducesProblem(StatusCodes.Status404NotFound);
         uploads.MapDelete("/{**identifier}", Delete)
-            .WithName("DeleteUpload")
+            .WithName("DeleteUpload").Performs(UploadOperation.Delete)
             .WithSummary("Removes an upload's data and any partial or finished file, whatever protocol made it.")
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         app.MapGet("/files/{**identifier}", Download)
             .WithTags("Uploads")
-            .WithName("DownloadFile")
+            .WithName("DownloadFile").Performs(UploadOperation.Download)
             .WithSummary("The completed file, with Range support; 404 until the upload is complete.")
             .Produces(StatusCodes.Status200OK, contentType: "application/octet-stream")
             .Produces(StatusCodes.Status206PartialContent)

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
 
 namespace ChunkUpload.Server.Hosting;
 
@@ -20,6 +21,8 @@ public static partial class SecurityExtensions
             .Validate(o => !o.Enabled || o.ApiKeys.Count > 0 || o.TokenSigningKey is { Length: >= 32 },
                 "Auth:Enabled needs Auth:ApiKeys or an Auth:TokenSigningKey of at least 32 characters.")
             .Validate(o => o.MaxTokenLifetime > TimeSpan.Zero, "Auth:MaxTokenLifetime must be positive.")
+            .Validate(o => o.ExpiredTokenGrace >= TimeSpan.Zero && o.ExpiredTokenGrace <= AuthOptions.MaxExpiredTokenGrace,
+                "Auth:ExpiredTokenGrace must be from 00:00:00 (off) to 7.00:00:00.")
             .Validate(o => o.TokenSigningKey is null or { Length: >= 32 }, "Auth:TokenSigningKey must be at least 32 characters.")
             .Validate(o => o.ApiKeys.All(k => k.Key.Length >= 16 && k.Owner.Length > 0), "Each Auth:ApiKeys entry needs a Key of at least 16 characters and an Owner.")
             .ValidateOnStart();
@@ -42,6 +45,8 @@ public static partial class SecurityExtensions
     public static WebApplication UseChunkUploadSecurity(this WebApplication app)
     {
         app.Lifetime.ApplicationStarted.Register(() => WarnWhenOpen(app));
+        if (app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.Enabled)
+            app.Use(ChallengeEvery401);
         app.UseAuthentication();
         app.Use(LimitRateAsync);
         app.UseAuthorization();
@@ -59,6 +64,20 @@ public static partial class SecurityExtensions
         return Problems.For(context, SecurityErrors.RateLimited,
             string.Create(CultureInfo.InvariantCulture, $"Too many requests from you; wait {seconds} s before sending more."),
             seconds).ExecuteAsync(context);
+    }
+
+    // A 401 says how to authenticate (RFC 9110 15.5.2), also when the engine or a protocol's filter refuses expired
+    // credentials (an expired token in its grace that tries to start an upload) after authentication let them in.
+    private static Task ChallengeEvery401(HttpContext context, RequestDelegate next)
+    {
+        context.Response.OnStarting(static state =>
+        {
+            var response = (HttpResponse)state;
+            if (response.StatusCode == StatusCodes.Status401Unauthorized && !response.Headers.ContainsKey(HeaderNames.WWWAuthenticate))
+                response.Headers.WWWAuthenticate = ChunkUploadAuthenticationHandler.Challenge;
+            return Task.CompletedTask;
+        }, context.Response);
+        return next(context);
     }
 
     /// <summary>Requires credentials on an endpoint group when <c>Auth:Enabled</c> is on.</summary>

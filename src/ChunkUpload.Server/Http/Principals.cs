@@ -18,8 +18,19 @@ public static class Principals
     public static string ClientOf(HttpContext context) =>
         OwnerOf(context) is { Length: > 0 } owner ? "user:" + owner : "ip:" + ClientAddress.KeyOf(context.Connection.RemoteIpAddress);
 
-    /// <summary>The caller as the engine sees it: owner, quota key and the largest file its credentials allow.</summary>
-    public static Caller CallerOf(HttpContext context) => new(OwnerOf(context), ClientOf(context), MaxFileSizeOf(context));
+    /// <summary>
+    /// The caller as the engine sees it: owner, quota key, the largest file its credentials allow, the one upload they
+    /// are for and, for a token in its grace after expiry, when it expired (the engine enforces both, whatever the
+    /// protocol calls the upload; see <see cref="TokenScope"/>).
+    /// </summary>
+    public static Caller CallerOf(HttpContext context) => new(OwnerOf(context), ClientOf(context), MaxFileSizeOf(context))
+    {
+        OnlyUpload = context.User.FindFirst(TokenScope.UploadClaim)?.Value,
+        ExpiredAt = context.User.FindFirst(TokenScope.ExpiredAtClaim)?.Value is { } text
+            && long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long seconds)
+            ? DateTimeOffset.FromUnixTimeSeconds(seconds)
+            : null,
+    };
 
     /// <summary>The largest file the caller's credentials allow, when they say.</summary>
     public static long? MaxFileSizeOf(HttpContext context) =>

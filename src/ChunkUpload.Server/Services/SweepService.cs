@@ -20,8 +20,10 @@ public sealed partial class SweepService(UploadEngine engine, TimeProvider time,
                 {
                     await engine.SweepAsync(stoppingToken);
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException)
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
                 {
+                    // Anything, a cancellation the host did not ask for included (a store's timeout is a
+                    // TaskCanceledException): the loop must outlive it, or nothing expires until a restart.
                     LogSweepFailed(logger, ex);
                 }
             }

@@ -1,6 +1,7 @@
 namespace ChunkUpload.Tests.Infrastructure;
 
-/// <summary>A clock that moves only when a test says so (Microsoft.Extensions.TimeProvider.Testing does not restore here).</summary>
+/// <summary>A clock whose time moves only when a test says so, while its timers run in real time (FakeTimeProvider, from
+/// Microsoft.Extensions.TimeProvider.Testing, fires timers as it is advanced: for tests that drive a timer).</summary>
 public sealed class ManualTimeProvider(DateTimeOffset start) : TimeProvider
 {
     private DateTimeOffset _now = start;
