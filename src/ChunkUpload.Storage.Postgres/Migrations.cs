@@ -58,7 +58,7 @@ internal static partial class Migrations
         }
     }
 
-    private static List<(int Version, string Name, string Sql)> Scripts()
+    internal static List<(int Version, string Name, string Sql)> Scripts()
     {
         var assembly = typeof(Migrations).Assembly;
         var scripts = new List<(int, string, string)>();
@@ -72,6 +72,10 @@ internal static partial class Migrations
             scripts.Add((version, file, reader.ReadToEnd()));
         }
 
+        // Two scripts with one number (branches that each added "the next" migration) would apply only one of them.
+        var clash = scripts.GroupBy(s => s.Item1).FirstOrDefault(g => g.Count() > 1);
+        if (clash is not null)
+            throw new InvalidOperationException($"Migrations {string.Join(" and ", clash.Select(s => s.Item2))} share version {clash.Key}; renumber one.");
         return [.. scripts.OrderBy(s => s.Item1)];
     }
 

@@ -74,4 +74,12 @@ public sealed class PostgresOutboxTests
             }
         }
     }
+
+    [Fact]
+    public void Every_Migration_Has_Its_Own_Version_Numbered_From_One_Without_Gaps()
+    {
+        // A clash would apply only one of the two scripts (the version is recorded once); a gap is a lost script.
+        var versions = Migrations.Scripts().Select(s => s.Version).ToList();
+        Assert.Equal(Enumerable.Range(1, versions.Count), versions);
+    }
 }
