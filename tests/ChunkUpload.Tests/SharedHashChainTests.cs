@@ -165,4 +165,32 @@ public sealed class SharedHashChainTests : IDisposable
         Assert.True(await store.TryAdvanceHashCheckpointAsync(again, 5, at5, CancellationToken.None));
         Assert.Null(await store.ReadHashCheckpointAsync(first, CancellationToken.None));
     }
+
+    [Fact]
+    public async Task A_Node_Whose_View_Of_An_Upload_Is_Stale_Does_Not_Expire_It_While_Another_Node_Receives_It()
+    {
+        // A received the first chunk, then every chunk went to B for six days: A's memory says idle since day 0, the
+        // store says active on day 6. On day 8 A's sweep must ask the store, not delete the upload (and its bytes).
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var a = await EngineHarness.OpenAsync(Path.Combine(_dir.Path, "a"), Backend.PostgresS3, time: clock);
+        _engines.Add(a);
+        var b = await a.OpenNodeAsync(Path.Combine(_dir.Path, "b"));
+        _engines.Add(b);
+        var data = UploadClient.RandomBytes(3 * Chunk, 43);
+        const string id = "stale-view";
+
+        await StoreAsync(a, id, data, 0);
+        clock.Advance(TimeSpan.FromDays(6));
+        await StoreAsync(b, id, data, 1);
+        clock.Advance(TimeSpan.FromDays(2));
+        await a.Engine.SweepAsync(CancellationToken.None);
+
+        var seen = await b.Engine.FindAsync(EngineHarness.Caller, id, CancellationToken.None);
+        Assert.NotNull(seen);
+        Assert.Equal(2L * Chunk, seen.Offset);
+        await StoreAsync(b, id, data, 2);
+        var done = await b.Engine.WaitForCompletionAsync(EngineHarness.Caller, id, TimeSpan.FromSeconds(60), CancellationToken.None);
+        Assert.Equal(UploadClient.Sha256Hex(data), done!.Record.Sha256);
+        Assert.Equal(data, await b.ReadCompletedAsync(id));
+    }
 }

@@ -949,10 +949,13 @@ public sealed class UploadEngine
         int expired = 0, retired = 0;
         foreach (var active in _uploads.All.ToList())
         {
-            DateTimeOffset? expires;
-            lock (active.Sync)
-                expires = Volatile.Read(ref active.Writers) > 0 || active.Pending.Count > 0 ? null : ExpiryOf(active.Record, active.LastActivity, active.Stored.TotalLength);
-            if (expires < now && await DeleteAsync(active.Key, DeletionReason.Expired, cancellationToken))
+            if (!HasExpired(active, now))
+                continue;
+            // With shared stores this node's view may be stale: other nodes may have received bytes since, or completed
+            // the upload. Only the store's view may expire it (deleting on a stale view deleted completed files).
+            if (_metadata.IsShared && (!await _assembler.RefreshAsync(active, cancellationToken) || !HasExpired(active, now)))
+                continue;
+            if (await DeleteAsync(active.Key, DeletionReason.Expired, cancellationToken))
                 expired++;
         }
 
@@ -995,6 +998,13 @@ public sealed class UploadEngine
         if (result.Total > 0)
             EngineLog.Swept(_logger, expired, retired, orphans);
         return result;
+    }
+
+    private bool HasExpired(ActiveUpload active, DateTimeOffset now)
+    {
+        lock (active.Sync)
+            return Volatile.Read(ref active.Writers) == 0 && active.Pending.Count == 0
+                && ExpiryOf(active.Record, active.LastActivity, active.Stored.TotalLength) < now;
     }
 
     // ------------------------------------------------------------------ what the caller's credentials allow

@@ -32,8 +32,9 @@ internal sealed class EngineHarness : IDisposable
     }
 
     private EngineHarness(string root, Action<UploadOptions>? configure, Backend backend, string? connectionString, S3Options? s3,
-        IUploadHooks? hooks = null, Func<IUploadDataStore, IUploadDataStore>? wrapData = null, ILoggerProvider? logs = null)
+        IUploadHooks? hooks = null, Func<IUploadDataStore, IUploadDataStore>? wrapData = null, ILoggerProvider? logs = null, TimeProvider? time = null)
     {
+        Time = time ?? TimeProvider.System;
         var options = new UploadOptions { StorageRoot = root, MinFreeSpace = 0 };
         configure?.Invoke(options);
         var wrapped = Options.Create(options);
@@ -46,7 +47,7 @@ internal sealed class EngineHarness : IDisposable
         if (connectionString is not null)
         {
             _db = NpgsqlDataSource.Create(connectionString);
-            metadata = new PostgresMetadataStore(_db, Options.Create(new PostgresOptions()), TimeProvider.System, NullLogger<PostgresMetadataStore>.Instance);
+            metadata = new PostgresMetadataStore(_db, Options.Create(new PostgresOptions()), Time, NullLogger<PostgresMetadataStore>.Instance);
             locks = new PostgresLockProvider(_db, NullLogger<PostgresLockProvider>.Instance);
         }
         else
@@ -56,16 +57,17 @@ internal sealed class EngineHarness : IDisposable
         }
 
         IUploadDataStore data = s3 is not null
-            ? new S3DataStore(S3DataStore.CreateClient(s3), Options.Create(s3), wrapped, TimeProvider.System, NullLogger<S3DataStore>.Instance)
+            ? new S3DataStore(S3DataStore.CreateClient(s3), Options.Create(s3), wrapped, Time, NullLogger<S3DataStore>.Instance)
             : new LocalDataStore(Layout, wrapped);
         Metadata = metadata;
         _locks = locks;
         ILogger<UploadEngine> logger = logs is null ? NullLogger<UploadEngine>.Instance : new Logger<UploadEngine>(new LoggerFactory([logs]));
-        Engine = new UploadEngine(metadata, wrapData?.Invoke(data) ?? data, locks, hooks ?? new UploadHooks(), wrapped, TimeProvider.System, logger);
+        Engine = new UploadEngine(metadata, wrapData?.Invoke(data) ?? data, locks, hooks ?? new UploadHooks(), wrapped, Time, logger);
     }
 
     /// <summary>An engine over the backend's stores: a fresh database and bucket of its own; its log events go to <paramref name="logs"/> when given.</summary>
-    public static async Task<EngineHarness> OpenAsync(string root, Backend backend, Action<UploadOptions>? configure = null, ILoggerProvider? logs = null)
+    public static async Task<EngineHarness> OpenAsync(string root, Backend backend, Action<UploadOptions>? configure = null, ILoggerProvider? logs = null,
+        TimeProvider? time = null)
     {
         string? connection = backend.UsesPostgres() ? await TestServices.NewDatabaseAsync() : null;
         S3Options? s3 = null;
@@ -82,12 +84,12 @@ internal sealed class EngineHarness : IDisposable
             };
         }
 
-        return await StartAsync(new EngineHarness(root, configure, backend, connection, s3, logs: logs));
+        return await StartAsync(new EngineHarness(root, configure, backend, connection, s3, logs: logs, time: time));
     }
 
     /// <summary>
     /// Another node: an engine over the same database and bucket, running beside this one, with a root and a staging
-    /// folder of its own (what a second server process has).
+    /// folder of its own (what a second server process has), on this one's clock.
     /// </summary>
     public Task<EngineHarness> OpenNodeAsync(string root, ILoggerProvider? logs = null)
     {
@@ -99,7 +101,7 @@ internal sealed class EngineHarness : IDisposable
             Bucket = S3.Bucket,
             StagingDirectory = Path.Combine(root, "s3-staging"),
         };
-        return StartAsync(new EngineHarness(root, null, Backend, ConnectionString, s3, logs: logs));
+        return StartAsync(new EngineHarness(root, null, Backend, ConnectionString, s3, logs: logs, time: Time));
     }
 
     /// <summary>Another engine over the same stores (a restart).</summary>
@@ -122,6 +124,9 @@ internal sealed class EngineHarness : IDisposable
     }
 
     public Backend Backend { get; }
+
+    /// <summary>The clock of the engine and its stores.</summary>
+    public TimeProvider Time { get; }
 
     public string? ConnectionString { get; }
 
