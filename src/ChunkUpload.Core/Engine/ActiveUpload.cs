@@ -67,8 +67,9 @@ internal sealed class ActiveUpload
     /// <summary>Completes when the upload is complete, failed or deleted (for requests that answer at the end).</summary>
     public TaskCompletionSource Finished { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    // Owned by the holder of Gate. ChainHash replaces Hash where the hash is shared between nodes through a checkpoint
-    // (its state can be exported); HashPublished is how far this node knows the shared checkpoint to be.
+    // Owned by the holder of Gate, or of HashGate for a hash shared through a checkpoint: ChainHash replaces Hash where
+    // the hash is shared between nodes (its state can be exported); HashPublished is how far this node knows the shared
+    // checkpoint to be.
     public IncrementalHash Hash { get; set; } = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
     public ResumableSha256? ChainHash { get; set; }
@@ -76,6 +77,15 @@ internal sealed class ActiveUpload
     public long HashedUpTo { get; set; }
 
     public long HashPublished { get; set; }
+
+    /// <summary>
+    /// Held while the hash shared through a checkpoint advances: by the assembler after a batch, and by the hash pump
+    /// when another node announces progress (which does not wait for this upload's next batch).
+    /// </summary>
+    public SemaphoreSlim HashGate { get; } = new(1, 1);
+
+    /// <summary>1 while a hash pump for this upload is scheduled.</summary>
+    public int HashPumpQueued;
 
     /// <summary>Completed (and replaced) when another node announces that it advanced this upload's hash checkpoint.</summary>
     public TaskCompletionSource HashAnnounced = new(TaskCreationOptions.RunContinuationsAsynchronously);

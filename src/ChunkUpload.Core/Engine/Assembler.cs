@@ -337,25 +337,53 @@ internal sealed class Assembler(
             return;
         }
 
-        upload.ChainHash ??= ResumableSha256.Create();
-        while (HashHeldSegments(upload, chained: true))
+        await upload.HashGate.WaitAsync(cancellationToken);
+        try
         {
-            var record = upload.Record;
-            if (upload.HashedUpTo > upload.HashPublished)
+            upload.ChainHash ??= ResumableSha256.Create();
+            while (HashHeldSegments(upload, chained: true))
             {
-                await _checkpoints!.TryAdvanceHashCheckpointAsync(record, upload.HashedUpTo, upload.ChainHash.Export(), cancellationToken);
-                upload.HashPublished = upload.HashedUpTo;
-            }
+                var record = upload.Record;
+                if (upload.HashedUpTo > upload.HashPublished)
+                {
+                    await _checkpoints!.TryAdvanceHashCheckpointAsync(record, upload.HashedUpTo, upload.ChainHash.Export(), cancellationToken);
+                    upload.HashPublished = upload.HashedUpTo;
+                }
 
-            lock (upload.Sync)
-            {
-                if (upload.HashBacklog.Count == 0 || upload.HashAbandoned)
+                lock (upload.Sync)
+                {
+                    if (upload.HashBacklog.Count == 0 || upload.HashAbandoned)
+                        return;
+                }
+
+                // Bytes wait here past a gap: the other nodes may have hashed across it.
+                if (!await ResumeFromCheckpointAsync(upload, record, cancellationToken))
                     return;
             }
+        }
+        finally
+        {
+            upload.HashGate.Release();
+        }
+    }
 
-            // Bytes wait here past a gap: the other nodes may have hashed across it.
-            if (!await ResumeFromCheckpointAsync(upload, record, cancellationToken))
-                return;
+    /// <summary>
+    /// Advances the shared hash as soon as another node announces progress, without waiting for this upload's next
+    /// batch (which may be uploading parts to the object store): a chain of nodes handing the hash on at each
+    /// announcement keeps up with the upload, where one handing it on only after a batch fell behind until the
+    /// pieces waiting for it passed their limit and the object was read back (bench/README.md).
+    /// </summary>
+    private async Task PumpHashAsync(ActiveUpload upload)
+    {
+        try
+        {
+            Volatile.Write(ref upload.HashPumpQueued, 0);
+            await AdvanceStreamHashAsync(upload, CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            // The next batch or announcement tries again; the completion reads the object back if nobody does.
+            EngineLog.HashPumpFailed(logger, ex, upload.Key.Id);
         }
     }
 
@@ -495,8 +523,10 @@ internal sealed class Assembler(
         bool holds;
         lock (upload.Sync)
             holds = upload.HashBacklog.Count > 0 && !upload.HashAbandoned;
-        if (holds || completed)
+        if (completed)
             Enqueue(upload);
+        else if (holds && Interlocked.Exchange(ref upload.HashPumpQueued, 1) == 0)
+            _ = Task.Run(() => PumpHashAsync(upload));
     }
 
     // The hash follows the staged pieces through the shared checkpoint (a concatenation's bytes are copied parts).
@@ -678,10 +708,18 @@ internal sealed class Assembler(
         {
             var announced = Volatile.Read(ref upload.HashAnnounced).Task;
             await AdvanceStreamHashAsync(upload, cancellationToken);
-            lock (upload.Sync)
+            await upload.HashGate.WaitAsync(cancellationToken);
+            try
             {
-                if (!upload.HashAbandoned && upload.HashedUpTo == length)
-                    return Convert.ToHexStringLower(upload.ChainHash!.GetCurrentHash());
+                lock (upload.Sync)
+                {
+                    if (!upload.HashAbandoned && upload.HashedUpTo == length)
+                        return Convert.ToHexStringLower(upload.ChainHash!.GetCurrentHash());
+                }
+            }
+            finally
+            {
+                upload.HashGate.Release();
             }
 
             var checkpoint = await _checkpoints!.ReadHashCheckpointAsync(record, cancellationToken);

@@ -69,4 +69,7 @@ internal static partial class EngineLog
 
     [LoggerMessage(EventId = 1107, Level = LogLevel.Warning, Message = "Upload {Identifier}: the shared hash checkpoint cannot be read; this node stops following it")]
     public static partial void HashCheckpointUnreadable(ILogger logger, Exception exception, LogText identifier);
+
+    [LoggerMessage(EventId = 1108, Level = LogLevel.Warning, Message = "Upload {Identifier}: advancing the shared hash after another node's announcement failed; the next batch tries again")]
+    public static partial void HashPumpFailed(ILogger logger, Exception exception, LogText identifier);
 }
