@@ -371,7 +371,7 @@ internal sealed class Assembler(
     /// Advances the shared hash as soon as another node announces progress, without waiting for this upload's next
     /// batch (which may be uploading parts to the object store): a chain of nodes handing the hash on at each
     /// announcement keeps up with the upload, where one handing it on only after a batch fell behind until the
-    /// pieces waiting for it passed their limit and the object was read back (bench/README.md).
+    /// pieces waiting for it passed their limit and the object was read back (README, Figures).
     /// </summary>
     private async Task PumpHashAsync(ActiveUpload upload)
     {

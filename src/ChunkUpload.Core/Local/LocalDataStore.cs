@@ -21,7 +21,7 @@ public sealed class LocalDataStore : IUploadDataStore, IDisposable
     /// Staging files kept open in <c>tmp/spare/</c> for the next pieces, overwritten in place: their pages stay in the page cache, so a body
     /// is written into memory the kernel already holds instead of fresh pages for every piece. On this machine (a VM
     /// whose host takes freed memory back) fresh pages cost more than the copy itself: perf showed writing staged
-    /// pieces into new files as a quarter of the server's CPU for a tus PATCH (bench/README.md). At most this much
+    /// pieces into new files as a quarter of the server's CPU for a tus PATCH (README, Figures). At most this much
     /// disk in spare files of at most one segment each.
     /// </summary>
     private const long SpareBytes = 64L * 1024 * 1024;

@@ -8,7 +8,7 @@ namespace ChunkUpload.Server.Hosting;
 /// The memory Kestrel's socket transport receives into. Its default pool hands out 4 KiB blocks, and the transport
 /// asks the socket for one block at a time, so a 1 GiB upload body costs some 260,000 recv() calls (each preceded by a
 /// zero-byte one that waits for data): on two cores, with the client on the same machine, those calls were the largest
-/// single cost of receiving a body (perf, bench/README.md). With 64 KiB blocks one call takes what the socket holds.
+/// single cost of receiving a body (perf; README, Figures). With 64 KiB blocks one call takes what the socket holds.
 /// How much a connection may buffer is still Kestrel's <c>MaxRequestBufferSize</c>; an idle keep-alive connection still
 /// holds no block (the transport waits for data before it rents one).
 /// </summary>
