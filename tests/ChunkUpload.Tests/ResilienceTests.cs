@@ -118,7 +118,7 @@ public sealed class ResilienceTests : IDisposable
     }
 
     /// <summary>A data store that fails on purpose: the first N commits with a bug, the first N publications with a disk fault.</summary>
-    private sealed class FaultyData(IUploadDataStore inner) : IUploadDataStore
+    private sealed class FaultyData(IUploadDataStore inner) : DelegatingDataStore(inner)
     {
         private int _commits;
         private int _publishes;
@@ -129,46 +129,20 @@ public sealed class ResilienceTests : IDisposable
 
         public int PublishCalls => Volatile.Read(ref _publishes);
 
-        public bool ReadsBeforePublish => inner.ReadsBeforePublish;
-
-        public long PieceAlignmentFor(UploadRecord upload) => inner.PieceAlignmentFor(upload);
-
-        public Task<IReadOnlyList<string>> OpenAsync(CancellationToken cancellationToken) => inner.OpenAsync(cancellationToken);
-
-        public Task<bool> HasDataAsync(UploadRecord upload, CancellationToken cancellationToken) => inner.HasDataAsync(upload, cancellationToken);
-
-        public Task<string?> PrepareAsync(UploadRecord upload, CancellationToken cancellationToken) => inner.PrepareAsync(upload, cancellationToken);
-
-        public Task DiscardPreparedAsync(UploadRecord upload, CancellationToken cancellationToken) => inner.DiscardPreparedAsync(upload, cancellationToken);
-
-        public IStagedPiece Stage(UploadRecord upload, long offset) => inner.Stage(upload, offset);
-
-        public Task CommitAsync(UploadRecord upload, IReadOnlyList<PieceCommit> commits, CancellationToken cancellationToken) =>
+        public override Task CommitAsync(UploadRecord upload, IReadOnlyList<PieceCommit> commits, CancellationToken cancellationToken) =>
             Interlocked.Increment(ref _commits) <= FailCommit
                 ? throw new NotSupportedException("a bug in the data store")
-                : inner.CommitAsync(upload, commits, cancellationToken);
+                : Inner.CommitAsync(upload, commits, cancellationToken);
 
-        public IDataReader OpenData(UploadRecord upload) => inner.OpenData(upload);
-
-        public Task CopyCompletedAsync(UploadRecord source, UploadRecord target, long targetOffset, CancellationToken cancellationToken) =>
-            inner.CopyCompletedAsync(source, target, targetOffset, cancellationToken);
-
-        public async Task PublishAsync(UploadRecord upload, CancellationToken cancellationToken)
+        public override async Task PublishAsync(UploadRecord upload, CancellationToken cancellationToken)
         {
             if (Interlocked.Increment(ref _publishes) <= FailPublish)
             {
-                await inner.PublishAsync(upload, cancellationToken); // the rename happened...
+                await Inner.PublishAsync(upload, cancellationToken); // the rename happened...
                 throw new IOException("Cannot flush directory (errno 5)."); // ...and then the flush failed
             }
 
-            await inner.PublishAsync(upload, cancellationToken);
+            await Inner.PublishAsync(upload, cancellationToken);
         }
-
-        public Task<CompletedData?> OpenCompletedAsync(UploadRecord upload, CancellationToken cancellationToken) => inner.OpenCompletedAsync(upload, cancellationToken);
-
-        public Task DeleteAsync(UploadRecord upload, CancellationToken cancellationToken) => inner.DeleteAsync(upload, cancellationToken);
-
-        public Task<int> SweepAsync(DateTimeOffset cutoff, Func<string, CancellationToken, Task<bool>> isKnown, CancellationToken cancellationToken) =>
-            inner.SweepAsync(cutoff, isKnown, cancellationToken);
     }
 }

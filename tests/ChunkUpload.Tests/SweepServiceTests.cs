@@ -54,7 +54,7 @@ public sealed class SweepServiceTests : IDisposable
     }
 
     /// <summary>The local data store, whose sweeps throw the given faults one per call before they work.</summary>
-    private sealed class FaultySweep(IUploadDataStore inner, params Exception[] faults) : IUploadDataStore
+    private sealed class FaultySweep(IUploadDataStore inner, params Exception[] faults) : DelegatingDataStore(inner)
     {
         private int _calls;
         private int _completed;
@@ -63,41 +63,14 @@ public sealed class SweepServiceTests : IDisposable
 
         public int Completed => Volatile.Read(ref _completed);
 
-        public bool ReadsBeforePublish => inner.ReadsBeforePublish;
-
-        public async Task<int> SweepAsync(DateTimeOffset cutoff, Func<string, CancellationToken, Task<bool>> isKnown, CancellationToken cancellationToken)
+        public override async Task<int> SweepAsync(DateTimeOffset cutoff, Func<string, CancellationToken, Task<bool>> isKnown, CancellationToken cancellationToken)
         {
             int call = Interlocked.Increment(ref _calls);
             if (call <= faults.Length)
                 throw faults[call - 1];
-            int swept = await inner.SweepAsync(cutoff, isKnown, cancellationToken);
+            int swept = await Inner.SweepAsync(cutoff, isKnown, cancellationToken);
             Interlocked.Increment(ref _completed);
             return swept;
         }
-
-        public long PieceAlignmentFor(UploadRecord upload) => inner.PieceAlignmentFor(upload);
-
-        public Task<IReadOnlyList<string>> OpenAsync(CancellationToken cancellationToken) => inner.OpenAsync(cancellationToken);
-
-        public Task<bool> HasDataAsync(UploadRecord upload, CancellationToken cancellationToken) => inner.HasDataAsync(upload, cancellationToken);
-
-        public Task<string?> PrepareAsync(UploadRecord upload, CancellationToken cancellationToken) => inner.PrepareAsync(upload, cancellationToken);
-
-        public Task DiscardPreparedAsync(UploadRecord upload, CancellationToken cancellationToken) => inner.DiscardPreparedAsync(upload, cancellationToken);
-
-        public IStagedPiece Stage(UploadRecord upload, long offset) => inner.Stage(upload, offset);
-
-        public Task CommitAsync(UploadRecord upload, IReadOnlyList<PieceCommit> commits, CancellationToken cancellationToken) => inner.CommitAsync(upload, commits, cancellationToken);
-
-        public IDataReader OpenData(UploadRecord upload) => inner.OpenData(upload);
-
-        public Task CopyCompletedAsync(UploadRecord source, UploadRecord target, long targetOffset, CancellationToken cancellationToken) =>
-            inner.CopyCompletedAsync(source, target, targetOffset, cancellationToken);
-
-        public Task PublishAsync(UploadRecord upload, CancellationToken cancellationToken) => inner.PublishAsync(upload, cancellationToken);
-
-        public Task<CompletedData?> OpenCompletedAsync(UploadRecord upload, CancellationToken cancellationToken) => inner.OpenCompletedAsync(upload, cancellationToken);
-
-        public Task DeleteAsync(UploadRecord upload, CancellationToken cancellationToken) => inner.DeleteAsync(upload, cancellationToken);
     }
 }
