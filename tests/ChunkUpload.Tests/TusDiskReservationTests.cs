@@ -72,13 +72,16 @@ public sealed class TusDiskReservationTests(ITestOutputHelper output) : IDisposa
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"disk blocks allocated in the storage root: {allocated:N0} bytes"));
 
         // What the server wrote is its records (a few KiB each), by length and by allocated blocks (a reservation
-        // that keeps the length, fallocate's KEEP_SIZE, shows only in the blocks). The volume's figure also moves with
-        // whatever else runs on the machine (the test services' databases and object store compact and recycle their
-        // files; once 110 MiB in the second this test took), hence its allowance: 1 GiB, against 100 declared sizes
-        // of many GiB, catches any reservation of 10 MiB or more per creation.
+        // that keeps the length, fallocate's KEEP_SIZE, shows only in the blocks): these two are exact, as everything
+        // the server writes is under its storage root. The volume's figure also moves with whatever else runs on the
+        // machine meanwhile (the other test assemblies run in parallel: cluster nodes staging 256 MiB files, the test
+        // services' database and object store; once 110 MiB in the second this test took), so it only has to stay
+        // under a quarter of one declared size: a server reserving 1/400 or more of each declaration would lose at least that.
+        long volumeAllowance = Math.Max(GiB, declared / 4);
         Assert.True(written < 2 * MiB, $"The storage root holds {written} bytes after the creations.");
         Assert.True(allocated < 4 * MiB, $"The storage root has {allocated} bytes of disk allocated after the creations.");
-        Assert.True(before - after < GiB, $"The volume lost {(before - after) / MiB} MiB during the creations.");
+        Assert.True(before - after < volumeAllowance,
+            $"The volume lost {(before - after) / MiB} MiB during the creations (allowance {volumeAllowance / MiB} MiB).");
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(_dir.StorageRoot, "parts")));
 
         foreach (var location in locations.Take(3))
