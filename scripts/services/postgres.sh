@@ -5,6 +5,7 @@
 #
 #   scripts/services/postgres.sh start DIR [PORT]   prints the Npgsql connection string on stdout (also in DIR/env)
 #   scripts/services/postgres.sh stop DIR           stops that cluster and removes DIR
+# With OWNER_PID set, start also leaves a watcher that stops the cluster and removes DIR once that process has ended.
 # PG_DURABLE=1 keeps PostgreSQL's own durability (fsync, synchronous commit) for measurements; the tests turn it off.
 set -euo pipefail
 
@@ -24,6 +25,16 @@ install_postgres() {
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } \
       || { echo "postgres.sh: could not install postgresql" >&2; exit 1; }
   fi
+}
+
+stop() {
+  local bin
+  bin=$(bin_dir) || return 0
+  if [[ -d $dir/data ]]; then
+    if [[ $(id -u) -eq 0 ]]; then su -s /bin/sh postgres -c "'$bin/pg_ctl' -D '$dir/data' -m immediate stop" >/dev/null 2>&1 || true
+    else "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; fi
+  fi
+  rm -rf "$dir"
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
@@ -48,14 +59,15 @@ case $cmd in
     conn="Host=127.0.0.1;Port=$port;Username=postgres;Database=chunkupload;Pooling=true;Maximum Pool Size=50"
     echo "$conn" > "$dir/env"
     echo "$conn"
-    ;;
-  stop)
-    bin=$(bin_dir) || exit 0
-    if [[ -d $dir/data ]]; then
-      if [[ $(id -u) -eq 0 ]]; then su -s /bin/sh postgres -c "'$bin/pg_ctl' -D '$dir/data' -m immediate stop" >/dev/null 2>&1 || true
-      else "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; fi
+    if [[ -n ${OWNER_PID:-} ]]; then
+      setsid bash "$0" watch "$dir" "$OWNER_PID" </dev/null >/dev/null 2>&1 &
     fi
-    rm -rf "$dir"
+    ;;
+  stop) stop ;;
+  watch) # internal: DIR OWNER_PID; ends with its owner, or as soon as DIR is gone (stopped already)
+    [[ $# -eq 3 ]] || usage
+    while kill -0 "$3" 2>/dev/null && [[ -d $dir ]]; do sleep 1; done
+    if [[ -d $dir ]]; then stop; fi
     ;;
   *) usage ;;
 esac

@@ -6,12 +6,14 @@
 #
 #   scripts/services/rgw.sh start DIR   prints S3__ServiceUrl=..., S3__AccessKey=..., S3__SecretKey=... (also DIR/env)
 #   scripts/services/rgw.sh stop DIR    stops the daemons it started (by PID) and removes DIR
+# With OWNER_PID set, start also leaves a watcher that stops the daemons and removes DIR once that process has ended
+# (the tests' host may be ended before its exit handlers finish: nothing is left running or on disk after it).
 # Environment: RGW_PORT (free port), MON_PORT (free port), OSD_STORE (memstore|bluestore, default bluestore),
 #              OSD_BYTES (default 8 GiB, sparse), S3_ACCESS_KEY / S3_SECRET_KEY (chunkupload / chunkupload-secret)
 set -euo pipefail
 
 usage() { echo "usage: $0 start DIR | stop DIR" >&2; exit 2; }
-[[ $# -eq 2 ]] || usage
+[[ $# -eq 2 || ( $# -eq 3 && $1 == watch ) ]] || usage
 cmd=$1 dir=$2
 
 free_port() {
@@ -142,7 +144,14 @@ CONF
       echo "S3__AccessKey=$access"
       echo "S3__SecretKey=$secret"
     } | tee "$dir/env"
+    if [[ -n ${OWNER_PID:-} ]]; then
+      setsid bash "$0" watch "$dir" "$OWNER_PID" </dev/null >/dev/null 2>&1 &
+    fi
     ;;
   stop) stop ;;
+  watch) # internal: DIR OWNER_PID; ends with its owner, or as soon as DIR is gone (stopped already)
+    while kill -0 "$3" 2>/dev/null && [[ -d $dir ]]; do sleep 1; done
+    if [[ -d $dir ]]; then stop; fi
+    ;;
   *) usage ;;
 esac

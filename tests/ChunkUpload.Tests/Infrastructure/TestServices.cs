@@ -6,7 +6,9 @@ namespace ChunkUpload.Tests.Infrastructure;
 /// <summary>
 /// The real services the shared-store tests need, started once per test run by the project's own scripts
 /// (scripts/services/postgres.sh, rgw.sh: they install Debian's postgresql and ceph packages when missing) and
-/// stopped when the test process exits. A service that cannot start fails the tests that need it: nothing is skipped.
+/// stopped when the test process exits: by its exit handler, and by the scripts' own watcher of this process
+/// (OWNER_PID) when the test host is ended before its handlers finish. A service that cannot start fails the tests
+/// that need it: nothing is skipped.
 /// </summary>
 public static class TestServices
 {
@@ -59,6 +61,7 @@ public static class TestServices
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
+            Environment = { ["OWNER_PID"] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) },
         };
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not run {script}.");
         var stdout = process.StandardOutput.ReadToEndAsync();
