@@ -11,17 +11,25 @@ if ! command -v npm >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
 fi
 
-# The browser tests drive Debian's Chromium and put Debian's nginx in front of the published server (their fixtures
-# install both too, and fail under CI=true without them);
-# a CJK font makes the screenshot show the unicode file name. All best effort here, as root.
+# The browser tests drive Debian's Chromium and put Debian's nginx in front of the published server; the shared-store
+# tests start a throw-away PostgreSQL and Ceph RADOS Gateway (scripts/services/). Their fixtures and scripts install
+# what they need too (and fail under CI=true without it), but test assemblies run in parallel and two apt-get runs at
+# once would fight over dpkg's lock: install everything missing here, once, before any test starts.
+# A CJK font makes the screenshot show the unicode file name. All best effort here, as root.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  missing=()
+  apt_install() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@" >/dev/null; }
+  missing=() services=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/sbin/nginx ] || missing+=(nginx)
   dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "test.sh: installing ${missing[*]} from Debian" >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } || echo "test.sh: could not install ${missing[*]}" >&2
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || services+=(postgresql)
+  for tool in radosgw ceph-mon ceph-osd; do command -v "$tool" >/dev/null 2>&1 || services+=("$tool"); done
+  if [ ${#missing[@]} -gt 0 ] || [ ${#services[@]} -gt 0 ]; then
+    echo "test.sh: installing ${missing[*]} ${services[*]} from Debian" >&2
+    apt-get -o DPkg::Lock::Timeout=600 update -qq || true
+    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}" || echo "test.sh: could not install ${missing[*]}" >&2
+    # As scripts/services/*.sh install them: without recommends.
+    [ ${#services[@]} -eq 0 ] || apt_install --no-install-recommends "${services[@]}" || echo "test.sh: could not install ${services[*]}" >&2
   fi
 fi
 

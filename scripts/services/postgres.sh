@@ -22,7 +22,7 @@ bin_dir() {
 install_postgres() {
   if ! bin_dir >/dev/null; then
     echo "postgres.sh: installing postgresql from Debian" >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } \
+    { apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends postgresql >/dev/null; } \
       || { echo "postgres.sh: could not install postgresql" >&2; exit 1; }
   fi
 }
@@ -68,6 +68,7 @@ case $cmd in
     [[ $# -eq 3 ]] || usage
     while kill -0 "$3" 2>/dev/null && [[ -d $dir ]]; do sleep 1; done
     if [[ -d $dir ]]; then stop; fi
+    rmdir "$(dirname "$dir")" 2>/dev/null || true # the test host's folder, once its last service is gone
     ;;
   *) usage ;;
 esac

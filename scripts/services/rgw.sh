@@ -27,7 +27,7 @@ while True:
 install_ceph() {
   if ! command -v radosgw >/dev/null 2>&1 || ! command -v ceph-osd >/dev/null 2>&1 || ! command -v ceph-mon >/dev/null 2>&1; then
     echo "rgw.sh: installing radosgw, ceph-mon and ceph-osd from Debian" >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends radosgw ceph-mon ceph-osd >/dev/null; } \
+    { apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends radosgw ceph-mon ceph-osd >/dev/null; } \
       || { echo "rgw.sh: could not install ceph" >&2; exit 1; }
   fi
 }
@@ -152,6 +152,7 @@ CONF
   watch) # internal: DIR OWNER_PID; ends with its owner, or as soon as DIR is gone (stopped already)
     while kill -0 "$3" 2>/dev/null && [[ -d $dir ]]; do sleep 1; done
     if [[ -d $dir ]]; then stop; fi
+    rmdir "$(dirname "$dir")" 2>/dev/null || true # the test host's folder, once its last service is gone
     ;;
   *) usage ;;
 esac

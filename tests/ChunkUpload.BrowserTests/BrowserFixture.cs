@@ -77,8 +77,8 @@ public sealed class BrowserFixture : IAsyncLifetime
         var ci = string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
         if (Environment.UserName == "root")
         {
-            Run("apt-get", "update");
-            Run("apt-get", "install", "-y", "chromium");
+            Run("apt-get", "-o", "DPkg::Lock::Timeout=600", "update");
+            Run("apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "chromium");
         }
 
         if (!File.Exists(ChromiumPath))

@@ -352,8 +352,8 @@ public sealed partial class NginxDeployment : IAsyncLifetime
         var ci = string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
         if (Environment.UserName == "root")
         {
-            BrowserFixture.Run("apt-get", "update");
-            BrowserFixture.Run("apt-get", "install", "-y", "nginx");
+            BrowserFixture.Run("apt-get", "-o", "DPkg::Lock::Timeout=600", "update");
+            BrowserFixture.Run("apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "nginx");
         }
 
         if (!File.Exists(NginxPath))
