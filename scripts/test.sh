@@ -17,19 +17,23 @@ fi
 # once would fight over dpkg's lock: install everything missing here, once, before any test starts.
 # A CJK font makes the screenshot show the unicode file name. All best effort here, as root.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  apt_install() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@" >/dev/null; }
-  missing=() services=()
+  missing=() services=0
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/sbin/nginx ] || missing+=(nginx)
   dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
-  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || services+=(postgresql)
-  for tool in radosgw ceph-mon ceph-osd; do command -v "$tool" >/dev/null 2>&1 || services+=("$tool"); done
-  if [ ${#missing[@]} -gt 0 ] || [ ${#services[@]} -gt 0 ]; then
-    echo "test.sh: installing ${missing[*]} ${services[*]} from Debian" >&2
-    apt-get -o DPkg::Lock::Timeout=600 update -qq || true
-    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}" || echo "test.sh: could not install ${missing[*]}" >&2
-    # As scripts/services/*.sh install them: without recommends.
-    [ ${#services[@]} -eq 0 ] || apt_install --no-install-recommends "${services[@]}" || echo "test.sh: could not install ${services[*]}" >&2
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || services=1
+  for tool in radosgw ceph-mon ceph-osd; do command -v "$tool" >/dev/null 2>&1 || services=1; done
+  if [ ${#missing[@]} -gt 0 ] || [ "$services" = 1 ]; then
+    echo "test.sh: installing what the tests need from Debian" >&2
+    apt-get update -qq -o DPkg::Lock::Timeout=600 || true
+    if [ ${#missing[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null \
+        || echo "test.sh: could not install ${missing[*]}" >&2
+    fi
+    if [ "$services" = 1 ]; then # as scripts/services/*.sh install them: without recommends
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends \
+        postgresql radosgw ceph-mon ceph-osd >/dev/null || echo "test.sh: could not install postgresql and ceph" >&2
+    fi
   fi
 fi
 

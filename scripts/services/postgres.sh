@@ -22,7 +22,7 @@ bin_dir() {
 install_postgres() {
   if ! bin_dir >/dev/null; then
     echo "postgres.sh: installing postgresql from Debian" >&2
-    { apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends postgresql >/dev/null; } \
+    { apt-get update -qq -o DPkg::Lock::Timeout=600 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends postgresql >/dev/null; } \
       || { echo "postgres.sh: could not install postgresql" >&2; exit 1; }
   fi
 }

@@ -27,7 +27,7 @@ while True:
 install_ceph() {
   if ! command -v radosgw >/dev/null 2>&1 || ! command -v ceph-osd >/dev/null 2>&1 || ! command -v ceph-mon >/dev/null 2>&1; then
     echo "rgw.sh: installing radosgw, ceph-mon and ceph-osd from Debian" >&2
-    { apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends radosgw ceph-mon ceph-osd >/dev/null; } \
+    { apt-get update -qq -o DPkg::Lock::Timeout=600 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends radosgw ceph-mon ceph-osd >/dev/null; } \
       || { echo "rgw.sh: could not install ceph" >&2; exit 1; }
   fi
 }

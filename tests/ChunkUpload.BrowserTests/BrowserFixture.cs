@@ -77,8 +77,8 @@ public sealed class BrowserFixture : IAsyncLifetime
         var ci = string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
         if (Environment.UserName == "root")
         {
-            Run("apt-get", "-o", "DPkg::Lock::Timeout=600", "update");
-            Run("apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "chromium");
+            Run("apt-get", "update", "-o", "DPkg::Lock::Timeout=600");
+            Run("apt-get", "install", "-y", "-o", "DPkg::Lock::Timeout=600", "chromium");
         }
 
         if (!File.Exists(ChromiumPath))

@@ -352,8 +352,8 @@ public sealed partial class NginxDeployment : IAsyncLifetime
         var ci = string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
         if (Environment.UserName == "root")
         {
-            BrowserFixture.Run("apt-get", "-o", "DPkg::Lock::Timeout=600", "update");
-            BrowserFixture.Run("apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "nginx");
+            BrowserFixture.Run("apt-get", "update", "-o", "DPkg::Lock::Timeout=600");
+            BrowserFixture.Run("apt-get", "install", "-y", "-o", "DPkg::Lock::Timeout=600", "nginx");
         }
 
         if (!File.Exists(NginxPath))
