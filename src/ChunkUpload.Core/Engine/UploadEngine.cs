@@ -168,9 +168,7 @@ public sealed class UploadEngine
     /// for expired credentials (<see cref="Caller.ExpiredAt"/>) and an upload that is not one they may go on with.</exception>
     public async Task<UploadSnapshot?> FindAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
-        _policy.ValidateId(id);
-        Admit(caller, id);
-        var snapshot = await FindOwnAsync(caller.KeyOf(id), cancellationToken);
+        var snapshot = await FindOwnAsync(AdmittedKey(caller, id), cancellationToken);
         AdmitContinuing(caller, id, snapshot?.Record);
         return snapshot;
     }
@@ -202,9 +200,7 @@ public sealed class UploadEngine
     /// </summary>
     public async Task<UploadSnapshot?> FindSettledAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
-        _policy.ValidateId(id);
-        Admit(caller, id);
-        var key = caller.KeyOf(id);
+        var key = AdmittedKey(caller, id);
         if (_metadata.IsShared || (_uploads.TryGet(key, out var active) && Volatile.Read(ref active.Writers) > 0))
         {
             // Getting the lock is what makes the old writer store its prefix and finish; it is released at once.
@@ -455,9 +451,7 @@ public sealed class UploadEngine
     /// </summary>
     public async Task<UploadSnapshot> WriteAsync(Caller caller, string id, long offset, Stream body, WriteOptions options, CancellationToken cancellationToken)
     {
-        _policy.ValidateId(id);
-        Admit(caller, id);
-        var key = caller.KeyOf(id);
+        var key = AdmittedKey(caller, id);
         var active = await ActiveForWriteAsync(caller, id, offset, body, options, cancellationToken);
         if (active is null)
             return (await FindAsync(caller, id, cancellationToken))!; // complete: the body was drained
@@ -546,9 +540,7 @@ public sealed class UploadEngine
     /// <summary>Declares the upload's length (tus deferred length, a stream's last request). Once set it cannot change.</summary>
     public async Task<UploadSnapshot> DeclareLengthAsync(Caller caller, string id, long length, CancellationToken cancellationToken)
     {
-        _policy.ValidateId(id);
-        Admit(caller, id);
-        var active = await LoadAsync(caller.KeyOf(id), cancellationToken);
+        var active = await LoadAsync(AdmittedKey(caller, id), cancellationToken);
         if (active is null)
         {
             var snapshot = await FindAsync(caller, id, cancellationToken) ?? throw NotFound(id);
@@ -879,10 +871,9 @@ public sealed class UploadEngine
     /// <summary>Deletes an upload: its record, its data and any finished file. A writer still at work is asked to stop. False when unknown.</summary>
     public async Task<bool> DeleteAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
-        _policy.ValidateId(id);
-        Admit(caller, id);
+        var key = AdmittedKey(caller, id);
         RefuseExpired(caller, "delete an upload");
-        return await DeleteAsync(caller.KeyOf(id), DeletionReason.Request, cancellationToken);
+        return await DeleteAsync(key, DeletionReason.Request, cancellationToken);
     }
 
     private async Task<bool> DeleteAsync(UploadKey key, DeletionReason reason, CancellationToken cancellationToken)
@@ -1009,7 +1000,16 @@ public sealed class UploadEngine
 
     // ------------------------------------------------------------------ what the caller's credentials allow
 
-    // Every operation that names an upload passes here first: upload-scoped credentials name only their upload.
+    // Every operation that names an upload starts here: an id the policy accepts, within what the caller's credentials
+    // name; the key it is stored under.
+    private UploadKey AdmittedKey(Caller caller, string id)
+    {
+        _policy.ValidateId(id);
+        Admit(caller, id);
+        return caller.KeyOf(id);
+    }
+
+    // Upload-scoped credentials name only their upload.
     private static void Admit(Caller caller, string id)
     {
         if (caller.OnlyUpload is { } only && !string.Equals(only, id, StringComparison.Ordinal))

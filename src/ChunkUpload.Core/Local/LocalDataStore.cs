@@ -28,7 +28,11 @@ public sealed class LocalDataStore : IUploadDataStore, IDisposable
 
     private readonly LocalLayout _layout;
     private readonly bool _flush;
-    private readonly ConcurrentDictionary<string, SafeFileHandle> _spare = new(StringComparer.Ordinal);
+    private readonly long _segmentSize;
+    private readonly int _spareFiles;
+    private readonly ConcurrentQueue<(string Path, SafeFileHandle Handle)> _spare = new();
+    private int _spareCount;
+    private volatile bool _disposed;
 
     public LocalDataStore(LocalLayout layout, IOptions<UploadOptions> options)
     {
@@ -37,10 +41,6 @@ public sealed class LocalDataStore : IUploadDataStore, IDisposable
         _segmentSize = options.Value.SegmentSize;
         _spareFiles = (int)Math.Clamp(SpareBytes / _segmentSize, 1, 256);
     }
-
-    private readonly int _spareFiles;
-
-    private readonly long _segmentSize;
 
     public long PieceAlignmentFor(UploadRecord upload) => _segmentSize;
 
@@ -71,10 +71,10 @@ public sealed class LocalDataStore : IUploadDataStore, IDisposable
     // A spare staging file, or a new one.
     private (string Path, SafeFileHandle Handle) TakeStagingFile()
     {
-        foreach (var path in _spare.Keys)
+        if (_spare.TryDequeue(out var spare))
         {
-            if (_spare.TryRemove(path, out var handle))
-                return (path, handle);
+            Interlocked.Decrement(ref _spareCount);
+            return spare;
         }
 
         string created = Path.Combine(_layout.Temp, Guid.NewGuid().ToString("N"));
@@ -85,40 +85,42 @@ public sealed class LocalDataStore : IUploadDataStore, IDisposable
     // A staging file whose piece is settled: kept in tmp/spare/ for the next piece while there is room, else deleted.
     private void ReturnStagingFile(string path, SafeFileHandle handle, long length)
     {
-        if (length <= _segmentSize && _spare.Count < _spareFiles && !_disposed)
+        if (length <= _segmentSize && !_disposed)
         {
-            try
+            if (Interlocked.Increment(ref _spareCount) <= _spareFiles)
             {
-                string spare = Path.Combine(_layout.SpareStaging, Path.GetFileName(path));
-                if (path != spare)
-                    File.Move(path, spare);
-                if (_spare.TryAdd(spare, handle))
+                try
+                {
+                    string spare = Path.Combine(_layout.SpareStaging, Path.GetFileName(path));
+                    if (path != spare)
+                        File.Move(path, spare);
+                    _spare.Enqueue((spare, handle));
+                    if (_disposed)
+                        Dispose(); // disposed meanwhile: this file is not left behind
                     return;
-                path = spare;
+                }
+                catch (IOException)
+                {
+                    // The spare folder is gone (the storage root was removed): the file is not kept.
+                }
             }
-            catch (IOException)
-            {
-                // The spare folder is gone (the storage root was removed): the file is not kept.
-            }
+
+            Interlocked.Decrement(ref _spareCount);
         }
 
         handle.Dispose();
         LocalLayout.TryDelete(path);
     }
 
-    private volatile bool _disposed;
-
     /// <summary>Closes and deletes the spare staging files.</summary>
     public void Dispose()
     {
         _disposed = true;
-        foreach (var path in _spare.Keys)
+        while (_spare.TryDequeue(out var spare))
         {
-            if (_spare.TryRemove(path, out var handle))
-            {
-                handle.Dispose();
-                LocalLayout.TryDelete(path);
-            }
+            Interlocked.Decrement(ref _spareCount);
+            spare.Handle.Dispose();
+            LocalLayout.TryDelete(spare.Path);
         }
     }
 
