@@ -1098,11 +1098,17 @@ public sealed class UploadEngine
     {
         IReadOnlyList<ByteRange> ranges = record.State == UploadState.Complete && record.Length is > 0 ? [new ByteRange(0, record.Length.Value)] : [];
         var at = record.CompletedAt ?? record.CreatedAt;
-        return new UploadSnapshot(record, ranges, at, record.State == UploadState.Complete && _options.CompletedRetention is { } keep ? at + keep : null);
+        return new UploadSnapshot(record, ranges, at, ExpiryOf(record, at, record.Length ?? 0));
     }
 
+    /// <summary>
+    /// When the upload goes: a receiving one after its idle (or unstarted) expiry, a complete one after the
+    /// completed retention from its completion, whether it is still held in memory or read from the metadata store.
+    /// </summary>
     private DateTimeOffset? ExpiryOf(UploadRecord record, DateTimeOffset lastActivity, long storedBytes) =>
-        record.State != UploadState.Receiving
+        record.State == UploadState.Complete
+            ? (_options.CompletedRetention is { } keep ? (record.CompletedAt ?? lastActivity) + keep : null)
+            : record.State != UploadState.Receiving
             ? null
             : storedBytes == 0 && record.Parts is null
                 ? Min(record.CreatedAt + _options.UnstartedUploadExpiry, lastActivity + _options.IdleExpiry)

@@ -6,7 +6,7 @@ namespace ChunkUpload.Core.Uploads;
 /// <param name="Record">A copy of the upload's record.</param>
 /// <param name="StoredRanges">Byte ranges durably stored (journaled), in order; the whole file once complete.</param>
 /// <param name="LastActivity">When bytes last arrived (or the upload was created), for expiry.</param>
-/// <param name="ExpiresAt">When the upload is removed if nothing more arrives; null once complete (unless a retention applies).</param>
+/// <param name="ExpiresAt">When the upload is removed: if nothing more arrives while receiving; once complete, at the end of the completed retention (null when there is none).</param>
 public sealed record UploadSnapshot(UploadRecord Record, IReadOnlyList<ByteRange> StoredRanges, DateTimeOffset LastActivity, DateTimeOffset? ExpiresAt)
 {
     public string Id => Record.Id;
