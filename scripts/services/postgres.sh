@@ -12,6 +12,7 @@ set -euo pipefail
 usage() { echo "usage: $0 start DIR [PORT] | stop DIR" >&2; exit 2; }
 [[ $# -ge 2 ]] || usage
 cmd=$1 dir=$2
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 bin_dir() {
   local d
@@ -19,13 +20,7 @@ bin_dir() {
   return 1
 }
 
-install_postgres() {
-  if ! bin_dir >/dev/null; then
-    echo "postgres.sh: installing postgresql from Debian" >&2
-    { apt-get update -qq -o DPkg::Lock::Timeout=600 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends postgresql >/dev/null; } \
-      || { echo "postgres.sh: could not install postgresql" >&2; exit 1; }
-  fi
-}
+install_postgres() { bin_dir >/dev/null || debian_install postgresql postgresql; }
 
 stop() {
   local bin
@@ -59,16 +54,9 @@ case $cmd in
     conn="Host=127.0.0.1;Port=$port;Username=postgres;Database=chunkupload;Pooling=true;Maximum Pool Size=50"
     echo "$conn" > "$dir/env"
     echo "$conn"
-    if [[ -n ${OWNER_PID:-} ]]; then
-      setsid bash "$0" watch "$dir" "$OWNER_PID" </dev/null >/dev/null 2>&1 &
-    fi
+    leave_watcher
     ;;
   stop) stop ;;
-  watch) # internal: DIR OWNER_PID; ends with its owner, or as soon as DIR is gone (stopped already)
-    [[ $# -eq 3 ]] || usage
-    while kill -0 "$3" 2>/dev/null && [[ -d $dir ]]; do sleep 1; done
-    if [[ -d $dir ]]; then stop; fi
-    rmdir "$(dirname "$dir")" 2>/dev/null || true # the test host's folder, once its last service is gone
-    ;;
+  watch) [[ $# -eq 3 ]] || usage; watch_owner "$3" ;; # internal: DIR OWNER_PID (see common.sh)
   *) usage ;;
 esac

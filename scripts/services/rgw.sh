@@ -15,6 +15,7 @@ set -euo pipefail
 usage() { echo "usage: $0 start DIR | stop DIR" >&2; exit 2; }
 [[ $# -eq 2 || ( $# -eq 3 && $1 == watch ) ]] || usage
 cmd=$1 dir=$2
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 free_port() {
   # Ports 6800-7300 are the OSD's: keep out of them.
@@ -26,9 +27,7 @@ while True:
 
 install_ceph() {
   if ! command -v radosgw >/dev/null 2>&1 || ! command -v ceph-osd >/dev/null 2>&1 || ! command -v ceph-mon >/dev/null 2>&1; then
-    echo "rgw.sh: installing radosgw, ceph-mon and ceph-osd from Debian" >&2
-    { apt-get update -qq -o DPkg::Lock::Timeout=600 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends radosgw ceph-mon ceph-osd >/dev/null; } \
-      || { echo "rgw.sh: could not install ceph" >&2; exit 1; }
+    debian_install ceph radosgw ceph-mon ceph-osd
   fi
 }
 
@@ -144,15 +143,9 @@ CONF
       echo "S3__AccessKey=$access"
       echo "S3__SecretKey=$secret"
     } | tee "$dir/env"
-    if [[ -n ${OWNER_PID:-} ]]; then
-      setsid bash "$0" watch "$dir" "$OWNER_PID" </dev/null >/dev/null 2>&1 &
-    fi
+    leave_watcher
     ;;
   stop) stop ;;
-  watch) # internal: DIR OWNER_PID; ends with its owner, or as soon as DIR is gone (stopped already)
-    while kill -0 "$3" 2>/dev/null && [[ -d $dir ]]; do sleep 1; done
-    if [[ -d $dir ]]; then stop; fi
-    rmdir "$(dirname "$dir")" 2>/dev/null || true # the test host's folder, once its last service is gone
-    ;;
+  watch) watch_owner "$3" ;; # internal: DIR OWNER_PID (see common.sh)
   *) usage ;;
 esac

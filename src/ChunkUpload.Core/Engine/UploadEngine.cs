@@ -1105,14 +1105,14 @@ public sealed class UploadEngine
     /// When the upload goes: a receiving one after its idle (or unstarted) expiry, a complete one after the
     /// completed retention from its completion, whether it is still held in memory or read from the metadata store.
     /// </summary>
-    private DateTimeOffset? ExpiryOf(UploadRecord record, DateTimeOffset lastActivity, long storedBytes) =>
-        record.State == UploadState.Complete
-            ? (_options.CompletedRetention is { } keep ? (record.CompletedAt ?? lastActivity) + keep : null)
-            : record.State != UploadState.Receiving
-            ? null
-            : storedBytes == 0 && record.Parts is null
-                ? Min(record.CreatedAt + _options.UnstartedUploadExpiry, lastActivity + _options.IdleExpiry)
-                : lastActivity + _options.IdleExpiry;
+    private DateTimeOffset? ExpiryOf(UploadRecord record, DateTimeOffset lastActivity, long storedBytes) => record.State switch
+    {
+        UploadState.Complete => _options.CompletedRetention is { } keep ? (record.CompletedAt ?? lastActivity) + keep : null,
+        UploadState.Receiving when storedBytes == 0 && record.Parts is null =>
+            Min(record.CreatedAt + _options.UnstartedUploadExpiry, lastActivity + _options.IdleExpiry),
+        UploadState.Receiving => lastActivity + _options.IdleExpiry,
+        _ => null,
+    };
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
